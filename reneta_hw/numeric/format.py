@@ -64,6 +64,18 @@ class NumberFormat(abc.ABC):
         """Accumulator to word (rounding/overflow as the format says)."""
 
     @abc.abstractmethod
+    def neg_acc(self, a) -> np.ndarray:
+        """Negated accumulator (exact: the sign flips, or the range is saturated/wrapped)."""
+
+    @abc.abstractmethod
+    def sub(self, a, b) -> np.ndarray:
+        """``a - b`` of two accumulators."""
+
+    @abc.abstractmethod
+    def word_to_acc(self, w) -> np.ndarray:
+        """A word widened to an accumulator (exact)."""
+
+    @abc.abstractmethod
     def to_json(self) -> dict:
         """A JSON-able description; ``format_from_json`` inverts it."""
 
