@@ -25,10 +25,9 @@ fi
 
 cmd=${1:-demo}
 shift || true
-export PYTHONWARNINGS="${PYTHONWARNINGS:-error::DeprecationWarning}"
 case "$cmd" in
     test)
-        # -n 2: both cores; the suite stays under 15 minutes on 2 cores.
+        # -n 2: both cores; deprecation warnings are errors (pyproject.toml filterwarnings).
         exec "$VENV/bin/python" -m pytest -n 2 -q "$@" ;;
     demo)
         exec "$VENV/bin/python" build.py demo "$@" ;;
