@@ -1,0 +1,363 @@
+"""`RenetaCore`: the accelerator's datapath core - every procedure, bit-exact, pipelined.
+
+Why: this is the machine below the controller. It takes legal instructions one at a time
+and executes them with the PE array busy as many cycles as possible: list reading, DRAM
+and SMEM operand fetches, pairing, compute and write-back are separate blocks joined by
+FIFOs, so the requests of a beat run ahead of the beat (hiding the DRAM latency) and
+consecutive instructions overlap.
+
+Structure::
+
+    instr -> hazard check -> Sequencer (loop nests, `reneta_hw.ipm.sequencer`) --cmd--> DMX -> PEArray -> WriteBack
+               \\-> list jobs -> ListReader (SPM + SMEM lists) --elements--^     ^  ^  ^             |      |
+                                          SMEM op0 rows (sreq) ------------------/  |  |      SMEM writes   AxiWriteMaster
+                                          SMEM op1 rows (xreq) ---------------------/  |                         |
+                                          DRAM rows: AxiReadMaster (dreq) -------------/                      dram
+
+Ports (see the task's interface): ``instr`` (In stream of `instruction_layout`), ``dram``
+(Out `Axi4Signature`), ``idle``, ``retired``, ``error``/``error_code``/``error_clear``,
+``events`` (`event_layout`), ``smem_host`` (`reneta_hw.mem.smem.smem_host_signature`:
+fixed latency, ``rdata`` valid the cycle after ``re``), ``spm_host`` (``addr``, ``wdata``,
+``we``, ``re``, ``rdata``: same timing).
+
+Backdoors for simulation: ``smem_memories`` (one `Memory` per bank; SMEM row r is entry
+``r % smem_bank_rows`` of bank ``r // smem_bank_rows``, lane p in bits
+``[p*word_bits, (p+1)*word_bits)``), ``spm_memory`` (one descriptor word per entry).
+
+Instruction overlap: an instruction is accepted as soon as the sequencer can take it,
+unless it reads a memory range an in-flight (or not yet acknowledged) instruction writes:
+then it waits until the core is idle. The ranges compared are the operand-0 and dense
+operand-1 ranges of `reneta_hw.isa.region_rows`; the non-zero lists are taken as reaching
+from their base rows to the end of SMEM (their extent is only known from the SPM).
+
+Errors (``error_code``, sticky until ``error_clear``): 1 = a non-zero index >= n1 (the
+element is computed with index 0 so the instruction still finishes), 2 = a DRAM bus error
+(read or write response). Repeated indices are not detected.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from reneta_hw.bus.axi import Axi4Signature
+from reneta_hw.bus.axi_read import AxiReadMaster
+from reneta_hw.bus.axi_write import AxiWriteMaster
+from reneta_hw.ccm.pe_array import PEArray
+from reneta_hw.config import AcceleratorConfig
+from reneta_hw.ipm.dmx import DMX
+from reneta_hw.ipm.list_reader import ListReader, list_job_layout
+from reneta_hw.ipm.sequencer import Sequencer, beat_layout, wb_layout
+from reneta_hw.isa import Proc, descriptor_layout, instruction_layout
+from reneta_hw.mem.fifo import StreamFIFO
+from reneta_hw.mem.smem import SharedMemory, smem_host_signature
+from reneta_hw.opm.writeback import WriteBack
+
+__all__ = ["RenetaCore", "event_layout", "spm_host_signature", "ErrorCode"]
+
+
+class ErrorCode:
+    NONE = 0
+    BAD_INDEX = 1
+    BUS = 2
+    RANGE = 3
+
+
+def event_layout() -> data.StructLayout:
+    return data.StructLayout({"busy": 1, "mac_beat": 1, "stall_dram": 1, "stall_smem": 1,
+                              "stall_hazard": 1, "stall_out": 1})
+
+
+def spm_host_signature(cfg: AcceleratorConfig) -> wiring.Signature:
+    return wiring.Signature({
+        "addr": Out(cfg.spm_addr_bits),
+        "wdata": Out(descriptor_layout(cfg).size),
+        "we": Out(1),
+        "re": Out(1),
+        "rdata": In(descriptor_layout(cfg).size),
+    })
+
+
+class RenetaCore(wiring.Component):
+    """``RenetaCore(cfg, *, dram_outstanding=40, cmd_depth=64, wb_depth=128, chain_slots=8)``.
+
+    ``dram_outstanding``: single-row DRAM reads in flight (>= DRAM latency + ~8 for one
+    beat per cycle); ``cmd_depth``: beat commands queued between the sequencer and the DMX
+    (how far requests run ahead); ``wb_depth``: write-back descriptors queued.
+    """
+
+    def __init__(self, cfg: AcceleratorConfig, *, dram_outstanding: int = 40,
+                 cmd_depth: int = 64, wb_depth: int = 128, chain_slots: int = 8):
+        if not isinstance(cfg, AcceleratorConfig):
+            raise TypeError(f"RenetaCore: cfg must be an AcceleratorConfig, got {cfg!r}")
+        for name, v, lo in (("dram_outstanding", dram_outstanding, 1),
+                            ("cmd_depth", cmd_depth, 4), ("wb_depth", wb_depth, 4)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"RenetaCore: {name} must be an integer >= {lo}, got {v!r}")
+        self.cfg = cfg
+        self.dram_outstanding = dram_outstanding
+        self.cmd_depth = cmd_depth
+        self.wb_depth = wb_depth
+        self.chain_slots = chain_slots
+        self._smem = SharedMemory(cfg, read_ports=4,
+                                  resp_depth=[8, 8, dram_outstanding + 16, dram_outstanding + 16])
+        self.smem_memories = self._smem.smem_memories
+        self.spm_memory = Memory(shape=unsigned(descriptor_layout(cfg).size),
+                                 depth=cfg.spm_depth, init=[])
+        super().__init__({
+            "instr": In(stream.Signature(instruction_layout(cfg))),
+            "dram": Out(Axi4Signature(cfg.axi_data_width, cfg.axi_addr_width,
+                                      cfg.axi_id_width)),
+            "idle": Out(1),
+            "retired": Out(1),
+            "error": Out(1),
+            "error_code": Out(4),
+            "error_clear": In(1),
+            "events": Out(event_layout()),
+            "smem_host": In(smem_host_signature(cfg)),
+            "spm_host": In(spm_host_signature(cfg)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        Np = cfg.num_pe
+        rs = exact_log2(cfg.row_bytes)
+        sa = cfg.smem_addr_bits
+
+        m.submodules.smem = smem = self._smem
+        wiring.connect(m, wiring.flipped(self.smem_host), smem.host)
+
+        # --- SPM -------------------------------------------------------------------------------
+        m.submodules.spm = spm = self.spm_memory
+        spm_w = spm.write_port()
+        spm_r = spm.read_port(domain="sync")
+        m.d.comb += [spm_w.addr.eq(self.spm_host.addr), spm_w.data.eq(self.spm_host.wdata),
+                     spm_w.en.eq(self.spm_host.we)]
+        spm_host_q = Signal()
+        spm_held = Signal.like(self.spm_host.rdata)
+        m.d.sync += spm_host_q.eq(self.spm_host.re)
+        with m.If(spm_host_q):
+            m.d.sync += spm_held.eq(spm_r.data)
+        m.d.comb += self.spm_host.rdata.eq(Mux(spm_host_q, spm_r.data, spm_held))
+
+        # --- blocks ------------------------------------------------------------------------------
+        m.submodules.lists = lists = ListReader(cfg)
+        m.submodules.seq = seq = Sequencer(cfg, chain_slots=self.chain_slots)
+        m.submodules.dmx = dmx = DMX(cfg)
+        m.submodules.pe = pe = PEArray(cfg)
+        m.submodules.wb = wb = WriteBack(cfg)
+        m.submodules.rd = rd = AxiReadMaster(
+            cfg.axi_data_width, cfg.axi_addr_width, cfg.axi_id_width, row_bytes=cfg.row_bytes,
+            max_burst=1, max_outstanding=self.dram_outstanding, max_rows=1)
+        m.submodules.wr = wr = AxiWriteMaster(
+            cfg.axi_data_width, cfg.axi_addr_width, cfg.axi_id_width, row_bytes=cfg.row_bytes,
+            max_burst=1, max_outstanding=16, max_rows=1, strobe_granularity=cfg.word_bits)
+        for ch in ("ar", "r"):
+            wiring.connect(m, getattr(rd.axi, ch), wiring.flipped(getattr(self.dram, ch)))
+        for ch in ("aw", "w", "b"):
+            wiring.connect(m, getattr(wr.axi, ch), wiring.flipped(getattr(self.dram, ch)))
+
+        # SPM read port: host first, else the list reader
+        m.d.comb += [
+            spm_r.addr.eq(Mux(self.spm_host.re, self.spm_host.addr, lists.spm_addr)),
+            spm_r.en.eq(self.spm_host.re | lists.spm_en),
+            lists.spm_data.eq(spm_r.data),
+        ]
+        wiring.connect(m, lists.idx_req, smem.rreq[0])
+        wiring.connect(m, smem.rresp[0], lists.idx_resp)
+        wiring.connect(m, lists.val_req, smem.rreq[1])
+        wiring.connect(m, smem.rresp[1], lists.val_resp)
+        wiring.connect(m, lists.el, seq.el)
+
+        def fifo(name, shape, depth, buffered=True):
+            f = StreamFIFO(shape, depth, buffered=buffered)
+            m.submodules[name] = f
+            return f
+
+        cmd_q = fifo("cmd_q", beat_layout(cfg), self.cmd_depth)
+        wb_q = fifo("wb_q", wb_layout(cfg), self.wb_depth)
+        dreq_q = fifo("dreq_q", unsigned(cfg.axi_addr_width), 4, buffered=False)
+        sreq_q = fifo("sreq_q", unsigned(sa), 4, buffered=False)
+        xreq_q = fifo("xreq_q", unsigned(sa), 4, buffered=False)
+        wreq_q = fifo("wreq_q", wb.dreq.payload.shape(), 4, buffered=False)
+        wdat_q = fifo("wdat_q", wb.ddata.payload.shape(), 4, buffered=False)
+        wiring.connect(m, seq.cmd, cmd_q.i)
+        wiring.connect(m, cmd_q.o, dmx.cmd)
+        wiring.connect(m, seq.wb, wb_q.i)
+        wiring.connect(m, wb_q.o, wb.wb)
+        wiring.connect(m, seq.dreq, dreq_q.i)
+        m.d.comb += [
+            rd.req.valid.eq(dreq_q.o.valid), rd.req.payload.addr.eq(dreq_q.o.payload),
+            rd.req.payload.rows.eq(1), dreq_q.o.ready.eq(rd.req.ready),
+        ]
+        wiring.connect(m, seq.sreq, sreq_q.i)
+        wiring.connect(m, sreq_q.o, smem.rreq[2])
+        wiring.connect(m, seq.xreq, xreq_q.i)
+        wiring.connect(m, xreq_q.o, smem.rreq[3])
+        wiring.connect(m, rd.data, dmx.drow)
+        wiring.connect(m, smem.rresp[2], dmx.srow)
+        wiring.connect(m, smem.rresp[3], dmx.xrow)
+        wiring.connect(m, dmx.o, pe.i)
+        wiring.connect(m, pe.o, wb.res)
+        wiring.connect(m, wb.smem_w, smem.wreq)
+        wiring.connect(m, wb.dreq, wreq_q.i)
+        wiring.connect(m, wreq_q.o, wr.req)
+        wiring.connect(m, wb.ddata, wdat_q.i)
+        wiring.connect(m, wdat_q.o, wr.data)
+
+        # --- instruction intake: hazard check, list jobs ----------------------------------
+        ins = self.instr.payload
+        p = ins.proc
+        is_sparse = (p == Proc.MxV_SP) | (p == Proc.MTxV_SP) | (p == Proc.VXV_SP)
+        blocks = Mux((p == Proc.MTxV_SP) | (p == Proc.MTxV), ins.cnt1, ins.cnt2) + 1
+        ts_op0 = (p == Proc.VXV_SP) | (p == Proc.VXV)
+        op0_rows = blocks * Mux(ts_op0, ins.nt, ins.n1)
+        n_in = Mux(p == Proc.MxV, ins.cnt1, ins.cnt0) + 1
+        op1_dense = (p == Proc.MxV) | (p == Proc.VXV)
+        op1_ts = (p == Proc.MTxV) | (p == Proc.MTxV_SP)
+        op1_rows = Mux(op1_dense, ((n_in + Np - 1) >> cfg.lane_bits) * ins.nt,
+                       blocks * ins.nt)
+        dst_rows = Mux((p == Proc.MxV_SP) | (p == Proc.MxV), blocks * ins.nt,
+                       Mux(op1_ts, ((ins.n1 + Np - 1) >> cfg.lane_bits) * ins.nt,
+                           blocks * ins.n1))
+
+        in_flight = Signal(range(64))
+        w_smem = Signal()
+        w_smem_lo = Signal(sa + 1)
+        w_smem_hi = Signal(sa + 2)
+        w_dram = Signal()
+        w_dram_lo = Signal(cfg.axi_addr_width + 1)
+        w_dram_hi = Signal(cfg.axi_addr_width + 2)
+        depth = cfg.smem_depth
+
+        def ov(lo, hi, wlo, whi):
+            return (lo < whi) & (wlo < hi)
+
+        r_smem_hit = (
+            (ins.src0 & ov(ins.smem_op0, ins.smem_op0 + op0_rows, w_smem_lo, w_smem_hi))
+            | ((op1_dense | op1_ts) & ov(ins.smem_op1, ins.smem_op1 + op1_rows,
+                                         w_smem_lo, w_smem_hi))
+            | (is_sparse & ov(ins.smem_nzl, depth, w_smem_lo, w_smem_hi))
+            | (((p == Proc.MxV_SP) | (p == Proc.VXV_SP))
+               & ov(ins.smem_op1, depth, w_smem_lo, w_smem_hi)))
+        r_dram_hit = ~ins.src0 & (p != Proc.IDLE) & ov(
+            ins.dram_op0, ins.dram_op0 + (op0_rows << rs), w_dram_lo, w_dram_hi)
+        hazard = Signal()
+        m.d.comb += hazard.eq((w_smem & r_smem_hit) | (w_dram & r_dram_hit))
+
+        ins_q = fifo("ins_q", instruction_layout(cfg), 2, buffered=False)
+        job_q = fifo("job_q", instruction_layout(cfg), 4, buffered=False)
+        accept = Signal()
+        m.d.comb += [
+            self.instr.ready.eq(~hazard & ins_q.i.ready & job_q.i.ready
+                                & (in_flight < 60)),
+            accept.eq(self.instr.valid & self.instr.ready),
+            ins_q.i.valid.eq(accept), ins_q.i.payload.eq(ins),
+            job_q.i.valid.eq(accept & is_sparse), job_q.i.payload.eq(ins),
+        ]
+        wiring.connect(m, ins_q.o, seq.instr)
+
+        idle = Signal()
+        m.d.comb += idle.eq((in_flight == 0) & wr.idle & rd.idle & (wreq_q.level == 0)
+                            & (wdat_q.level == 0))
+        m.d.sync += in_flight.eq(in_flight + accept - wb.retired)
+        with m.If(idle & ~accept):
+            m.d.sync += [w_smem.eq(0), w_dram.eq(0)]
+        with m.If(accept & ins.dst0 & (p != Proc.IDLE)):
+            lo, hi = ins.smem_dst, ins.smem_dst + dst_rows
+            m.d.sync += [
+                w_smem.eq(1),
+                w_smem_lo.eq(Mux(w_smem & (w_smem_lo < lo), w_smem_lo, lo)),
+                w_smem_hi.eq(Mux(w_smem & (w_smem_hi > hi), w_smem_hi, hi)),
+            ]
+        with m.If(accept & ins.dst1 & (p != Proc.IDLE)):
+            lo, hi = ins.dram_dst, ins.dram_dst + (dst_rows << rs)
+            m.d.sync += [
+                w_dram.eq(1),
+                w_dram_lo.eq(Mux(w_dram & (w_dram_lo < lo), w_dram_lo, lo)),
+                w_dram_hi.eq(Mux(w_dram & (w_dram_hi > hi), w_dram_hi, hi)),
+            ]
+
+        # list jobs: one per sparse list the sequencer will walk, in its order
+        jb = Signal(cfg.cnt_bits)
+        jt = Signal(cfg.cnt_bits)
+        ji = job_q.o.payload
+        job = lists.job.payload
+        vxv = ji.proc == Proc.VXV_SP
+        m.d.comb += [
+            lists.job.valid.eq(job_q.o.valid),
+            job.spm_addr.eq(ji.spm_addr + Mux(vxv, jt, ji.t)),
+            job.nzl.eq(ji.smem_nzl), job.op1.eq(ji.smem_op1), job.n1.eq(ji.n1),
+        ]
+        job_last = ~vxv | ((jt == ji.cnt1) & (jb == ji.cnt2))
+        m.d.comb += job_q.o.ready.eq(lists.job.ready & job_last)
+        with m.If(lists.job.valid & lists.job.ready):
+            with m.If(job_last):
+                m.d.sync += [jb.eq(0), jt.eq(0)]
+            with m.Elif(jt == ji.cnt1):
+                m.d.sync += [jt.eq(0), jb.eq(jb + 1)]
+            with m.Else():
+                m.d.sync += jt.eq(jt + 1)
+
+        # --- status, errors, events ---------------------------------------------------------
+        m.d.comb += [self.idle.eq(idle), self.retired.eq(wb.retired),
+                     rd.error_clear.eq(self.error_clear), wr.error_clear.eq(self.error_clear)]
+        with m.If(self.error_clear):
+            m.d.sync += [self.error.eq(0), self.error_code.eq(0)]
+        with m.Elif(~self.error):
+            with m.If(lists.error):
+                m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.BAD_INDEX)]
+            with m.Elif(rd.error | wr.error):
+                m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.BUS)]
+        ev = self.events
+        m.d.comb += [
+            ev.busy.eq(~idle),
+            ev.mac_beat.eq(pe.i.valid & pe.i.ready & ~pe.i.payload.zero),
+            ev.stall_dram.eq(dmx.stall_dram),
+            ev.stall_smem.eq(dmx.stall_smem),
+            ev.stall_hazard.eq(self.instr.valid & hazard),
+            ev.stall_out.eq((pe.i.valid & ~pe.i.ready) | wb.stall),
+        ]
+        return m
+
+
+# --- ECP5 figures -----------------------------------------------------------------------------
+
+def report_blocks(cfg: AcceleratorConfig | None = None):
+    """(name, factory) of the core and its own blocks at ``cfg`` (default parameters)."""
+    from reneta_hw.ipm.dmx import DMX as _DMX
+    from reneta_hw.opm.writeback import WriteBack as _WB
+    cfg = cfg or AcceleratorConfig()
+    return [
+        ("ListReader", lambda: ListReader(cfg)),
+        ("Sequencer", lambda: Sequencer(cfg)),
+        ("DMX", lambda: _DMX(cfg)),
+        ("WriteBack", lambda: _WB(cfg)),
+        ("SharedMemory", lambda: SharedMemory(cfg, read_ports=4)),
+        ("RenetaCore", lambda: RenetaCore(cfg)),
+    ]
+
+
+def ecp5_figures(cfg: AcceleratorConfig | None = None, *, pnr: bool = True, device: str = "85k",
+                 speed: int = 8, only=None) -> list[dict]:
+    """Synthesize each block (YoWASP Yosys, nextpnr out of context when ``pnr``); rows of
+    ``block, luts, ffs, dsps, brams, fmax_mhz``."""
+    from platforms.synth import synth_ecp5
+    rows = []
+    for name, make in report_blocks(cfg):
+        if only and name not in only:
+            continue
+        r = synth_ecp5(make(), name=f"core_{name.lower()}", pnr=pnr, device=device, speed=speed)
+        rows.append(dict(block=name, luts=r.luts, ffs=r.ffs, dsps=r.dsps, brams=r.brams,
+                         fmax_mhz=r.fmax_mhz))
+        print(rows[-1], flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+    ecp5_figures(only=sys.argv[1:] or None)

@@ -1,0 +1,89 @@
+"""Operand pairing (DMX): joins beat commands with operand rows into PE-array beats.
+
+Why: operands arrive from three independent streams (DRAM rows through the AXI read master,
+on-chip operand-0 rows and operand-1 rows from SMEM) at their own pace, requested ahead
+of time by the `reneta_hw.ipm.sequencer.Sequencer` in beat order. The DMX takes one beat
+command per cycle, pops exactly the rows that command needs, builds ``w`` (new row, held
+row, or zero) and ``x`` (a broadcast word from the command, a broadcast lane of an SMEM
+row, or a whole SMEM row) and offers the beat to the PE array through a register.
+
+Ports: ``cmd`` (In, `beat_layout`), ``drow`` (In, AXI read-master rows: ``data``, ``last``),
+``srow`` / ``xrow`` (In, SMEM rows), ``o`` (Out, `pe_in_layout`), and per-cycle stall flags
+``stall_dram`` / ``stall_smem`` (a command waits for its row). Latency 1 (registered
+output); one beat per cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from reneta_hw.bus.axi_read import row_layout
+from reneta_hw.ccm.pe_array import pe_in_layout
+from reneta_hw.config import AcceleratorConfig
+
+from .sequencer import WSrc, beat_layout
+
+__all__ = ["DMX"]
+
+
+class DMX(wiring.Component):
+    def __init__(self, cfg: AcceleratorConfig):
+        if not isinstance(cfg, AcceleratorConfig):
+            raise TypeError(f"DMX: cfg must be an AcceleratorConfig, got {cfg!r}")
+        self.cfg = cfg
+        R = cfg.row_bits
+        super().__init__({
+            "cmd": In(stream.Signature(beat_layout(cfg))),
+            "drow": In(stream.Signature(row_layout(R))),
+            "srow": In(stream.Signature(unsigned(R))),
+            "xrow": In(stream.Signature(unsigned(R))),
+            "o": Out(stream.Signature(pe_in_layout(cfg.fmt, cfg.num_pe, cfg.lmem_depth))),
+            "stall_dram": Out(1),
+            "stall_smem": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        Np, W, R = cfg.num_pe, cfg.word_bits, cfg.row_bits
+        c = self.cmd.payload
+        new = c.w_src == WSrc.NEW
+        need_d = self.cmd.valid & new & ~c.w_smem
+        need_s = self.cmd.valid & new & c.w_smem
+        need_x = self.cmd.valid & c.x_row
+        have = (self.cmd.valid & (~need_d | self.drow.valid) & (~need_s | self.srow.valid)
+                & (~need_x | self.xrow.valid))
+        load = Signal()
+        m.d.comb += load.eq(~self.o.valid | self.o.ready)
+        take = have & load
+        m.d.comb += [
+            self.cmd.ready.eq(take),
+            self.drow.ready.eq(take & need_d),
+            self.srow.ready.eq(take & need_s),
+            self.xrow.ready.eq(take & need_x),
+            self.stall_dram.eq(load & need_d & ~self.drow.valid),
+            self.stall_smem.eq(load & ((need_s & ~self.srow.valid) | (need_x & ~self.xrow.valid))),
+        ]
+        held = Signal(R)
+        w = Signal(R)
+        with m.Switch(c.w_src):
+            with m.Case(WSrc.NEW):
+                m.d.comb += w.eq(Mux(c.w_smem, self.srow.payload, self.drow.payload.data))
+            with m.Case(WSrc.HOLD):
+                m.d.comb += w.eq(held)
+        lane_word = self.xrow.payload.word_select(c.x_lane, W)
+        bword = Mux(c.x_row, lane_word, c.x_word)
+        x = Mux(c.x_row & ~c.x_bcast, self.xrow.payload, Cat(*([bword] * Np)))
+        o = self.o.payload
+        with m.If(take & new):
+            m.d.sync += held.eq(w)
+        with m.If(load):
+            m.d.sync += self.o.valid.eq(have)
+        with m.If(take):
+            m.d.sync += [
+                o.w.eq(w), o.x.eq(x), o.mode.eq(c.mode), o.addr.eq(c.addr),
+                o.first.eq(c.first), o.last.eq(c.last), o.zero.eq(c.zero), o.func.eq(c.func),
+            ]
+        return m

@@ -1,0 +1,168 @@
+"""Non-zero list reader: SPM descriptor -> SMEM index/value rows -> one element per cycle.
+
+Why: the sparse procedures walk the non-zeros of a timestep. They are stored packed
+(``num_pe`` per SMEM row, a list may start mid-row at ``head_lane``), the index list at
+``smem_nzl`` and the value list at ``smem_op1``, with the per-timestep descriptor
+(head_row, head_lane, count) in the SPM. This block hides all of that: it takes list jobs
+and produces the elements in list order, so the beat generator only sees ``(nzi, nzv)``.
+
+Ports
+-----
+``job`` (In stream, `list_job_layout`): ``spm_addr`` (descriptor address), ``nzl``,
+``op1`` (SMEM base rows of the index and value lists), ``n1`` (indices must be below it).
+``el`` (Out stream, `element_layout`): ``nzi``, ``nzv``, ``first``, ``last`` (first/last
+element of the list), ``empty`` (the list has no element: one token with first = last = 1
+is sent so every job produces at least one item), ``bad`` (the index was >= n1; ``nzi`` is
+then forced to 0 so the consumer stays in range).
+``spm_addr``/``spm_en`` (Out) and ``spm_data`` (In): a synchronous SPM read port (data
+the cycle after ``spm_en``).
+``idx_req``/``idx_resp`` and ``val_req``/``val_resp``: two SMEM read ports
+(`reneta_hw.mem.smem.SharedMemory`).
+``error`` (Out): one-cycle pulse when an element with ``bad`` is sent.
+
+Throughput: one element per cycle once rows arrive; a new list follows the previous one
+without a gap (the descriptor of the next job is fetched while the current one is sent).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from reneta_hw.config import AcceleratorConfig
+from reneta_hw.isa import descriptor_layout
+
+__all__ = ["ListReader", "list_job_layout", "element_layout"]
+
+
+def list_job_layout(cfg: AcceleratorConfig) -> data.StructLayout:
+    a = cfg.smem_addr_bits
+    return data.StructLayout({"spm_addr": unsigned(cfg.spm_addr_bits), "nzl": unsigned(a),
+                              "op1": unsigned(a), "n1": unsigned(cfg.n_bits)})
+
+
+def element_layout(cfg: AcceleratorConfig) -> data.StructLayout:
+    return data.StructLayout({"nzi": unsigned(cfg.word_bits), "nzv": unsigned(cfg.word_bits),
+                              "first": 1, "last": 1, "empty": 1, "bad": 1})
+
+
+class ListReader(wiring.Component):
+    """``ListReader(cfg, desc_depth=4)``; see the module docstring."""
+
+    def __init__(self, cfg: AcceleratorConfig, desc_depth: int = 4):
+        if not isinstance(cfg, AcceleratorConfig):
+            raise TypeError(f"ListReader: cfg must be an AcceleratorConfig, got {cfg!r}")
+        if not isinstance(desc_depth, int) or desc_depth < 2:
+            raise ValueError(f"ListReader: desc_depth must be an integer >= 2, got "
+                             f"{desc_depth!r}")
+        self.cfg = cfg
+        self.desc_depth = desc_depth
+        a = cfg.smem_addr_bits
+        super().__init__({
+            "job": In(stream.Signature(list_job_layout(cfg))),
+            "el": Out(stream.Signature(element_layout(cfg))),
+            "spm_addr": Out(cfg.spm_addr_bits),
+            "spm_en": Out(1),
+            "spm_data": In(descriptor_layout(cfg)),
+            "idx_req": Out(stream.Signature(unsigned(a))),
+            "idx_resp": In(stream.Signature(unsigned(cfg.row_bits))),
+            "val_req": Out(stream.Signature(unsigned(a))),
+            "val_resp": In(stream.Signature(unsigned(cfg.row_bits))),
+            "error": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        Np, W, lb = cfg.num_pe, cfg.word_bits, cfg.lane_bits
+        a = cfg.smem_addr_bits
+        cb = cfg.count_bits
+
+        # --- requester: descriptor, then the rows of both lists ---------------------------
+        desc_l = data.StructLayout({"lane": unsigned(lb), "count": unsigned(cb),
+                                    "n1": unsigned(cfg.n_bits)})
+        dfifo = SyncFIFOBuffered(width=desc_l.size, depth=self.desc_depth)
+        m.submodules.dfifo = dfifo
+        job = Signal(list_job_layout(cfg))
+        d = self.spm_data
+        rows_left_i = Signal(cb + 1)
+        rows_left_v = Signal(cb + 1)
+        row_i = Signal(a)
+        row_v = Signal(a)
+        pushed = Signal()
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [self.job.ready.eq(1), self.spm_addr.eq(self.job.payload.spm_addr),
+                             self.spm_en.eq(self.job.valid)]
+                with m.If(self.job.valid):
+                    m.d.sync += job.eq(self.job.payload)
+                    m.next = "DESC"
+            with m.State("DESC"):
+                rows = Mux(d.count == 0, 0, (d.head_lane + d.count + (Np - 1)) >> lb)
+                m.d.sync += [
+                    rows_left_i.eq(rows), rows_left_v.eq(rows),
+                    row_i.eq(job.nzl + d.head_row), row_v.eq(job.op1 + d.head_row),
+                    pushed.eq(0),
+                ]
+                hold = Signal(desc_l)
+                m.d.sync += [hold.lane.eq(d.head_lane), hold.count.eq(d.count),
+                             hold.n1.eq(job.n1)]
+                m.next = "REQ"
+            with m.State("REQ"):
+                m.d.comb += [
+                    dfifo.w_data.eq(hold),
+                    dfifo.w_en.eq(~pushed),
+                    self.idx_req.valid.eq(rows_left_i != 0),
+                    self.idx_req.payload.eq(row_i),
+                    self.val_req.valid.eq(rows_left_v != 0),
+                    self.val_req.payload.eq(row_v),
+                ]
+                with m.If(dfifo.w_en & dfifo.w_rdy):
+                    m.d.sync += pushed.eq(1)
+                with m.If(self.idx_req.valid & self.idx_req.ready):
+                    m.d.sync += [rows_left_i.eq(rows_left_i - 1), row_i.eq(row_i + 1)]
+                with m.If(self.val_req.valid & self.val_req.ready):
+                    m.d.sync += [rows_left_v.eq(rows_left_v - 1), row_v.eq(row_v + 1)]
+                done_i = (rows_left_i == 0) | ((rows_left_i == 1) & self.idx_req.ready)
+                done_v = (rows_left_v == 0) | ((rows_left_v == 1) & self.val_req.ready)
+                done_d = pushed | dfifo.w_rdy
+                with m.If(done_i & done_v & done_d):
+                    m.next = "IDLE"
+
+        # --- emitter: one element per cycle ----------------------------------------------
+        cur = Signal(desc_l)
+        have = Signal()
+        nxt = Signal(desc_l)
+        m.d.comb += nxt.eq(dfifo.r_data)
+        g = Signal(cb)                      # elements already sent of this list
+        empty = cur.count == 0
+        rows_ok = self.idx_resp.valid & self.val_resp.valid
+        el = self.el.payload
+        idx_words = self.idx_resp.payload.word_select(cur.lane, W)
+        val_words = self.val_resp.payload.word_select(cur.lane, W)
+        bad = idx_words >= cur.n1
+        m.d.comb += [
+            self.el.valid.eq(have & (empty | rows_ok)),
+            el.nzi.eq(Mux(bad | empty, 0, idx_words)),
+            el.nzv.eq(val_words),
+            el.first.eq(g == 0),
+            el.last.eq(empty | (g == cur.count - 1)),
+            el.empty.eq(empty),
+            el.bad.eq(bad & ~empty),
+        ]
+        sent = self.el.valid & self.el.ready
+        finish = sent & el.last
+        m.d.comb += self.error.eq(sent & el.bad)
+        row_done = sent & ~empty & (el.last | (cur.lane == Np - 1))
+        m.d.comb += [self.idx_resp.ready.eq(row_done), self.val_resp.ready.eq(row_done)]
+        with m.If(sent):
+            m.d.sync += [g.eq(g + 1), cur.lane.eq(cur.lane + 1)]
+        load = ~have | finish
+        m.d.comb += dfifo.r_en.eq(load)
+        with m.If(load):
+            m.d.sync += [have.eq(dfifo.r_rdy), cur.eq(nxt), g.eq(0)]
+        m.d.comb += self.busy.eq(have | dfifo.r_rdy | (self.job.ready == 0))
+        return m

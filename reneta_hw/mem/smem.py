@@ -1,0 +1,171 @@
+"""The shared memory (SMEM): banked on-chip rows of ``num_pe`` words, with an arbiter.
+
+Why: every operand that does not come from DRAM (non-zero lists, gradient and activation
+time series, on-chip weights) and every on-chip result lives here. Several blocks of the
+core read it at once (the non-zero list reader, the operand-1 reader, the operand-0 reader
+when weights are on chip) and the write-back writes it, so the memory needs ports that
+queue requests, an arbiter that gives each cycle's read to one of them, and credits so a
+reader never receives more rows than it can hold (the memory itself cannot wait).
+
+Organisation: ``smem_banks`` `amaranth.lib.memory.Memory` objects (``smem_memories``), each
+``smem_bank_rows`` deep and ``row_bits`` wide; SMEM row ``r`` is row ``r % bank_rows`` of bank
+``r // bank_rows`` (bank = row address MSBs); lane ``p`` of a row sits in bits
+``[p*word_bits, (p+1)*word_bits)``. Writes have one enable per lane (single-lane results).
+
+Ports
+-----
+``rreq[i]`` (In stream, payload: row address) / ``rresp[i]`` (Out stream, payload: the row),
+``i < read_ports``: answers in request order. A request is granted when its response FIFO
+(``resp_depth`` rows, one depth or one per port) has room counting the rows in flight; one read per cycle in total,
+lower port index first (the host first of all). Latency without contention: the row is
+offered on ``rresp`` 3 cycles after the request handshake.
+``wreq`` (In stream: ``addr``, ``mask`` (one bit per lane), ``data``): one write per cycle.
+``host`` (`smem_host_signature`): ``addr``, ``lane_mask``, ``wdata``, ``we``, ``re`` in,
+``rdata`` out. Fixed timing, no handshake: a write happens at the edge where ``we`` is
+high, a read's row is on ``rdata`` in the cycle after ``re`` (and held until the next
+read). The host wins over the ports (meant for use while the core is idle; while busy it
+just steals cycles).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from reneta_hw.config import AcceleratorConfig
+
+__all__ = ["SharedMemory", "smem_host_signature", "smem_write_layout"]
+
+
+def smem_host_signature(cfg: AcceleratorConfig) -> wiring.Signature:
+    """Host access, from the host's side (``rdata`` comes back; components take ``In(...)``)."""
+    return wiring.Signature({
+        "addr": Out(cfg.smem_addr_bits),
+        "lane_mask": Out(cfg.num_pe),
+        "wdata": Out(cfg.row_bits),
+        "we": Out(1),
+        "re": Out(1),
+        "rdata": In(cfg.row_bits),
+    })
+
+
+def smem_write_layout(cfg: AcceleratorConfig) -> data.StructLayout:
+    return data.StructLayout({"addr": unsigned(cfg.smem_addr_bits),
+                              "mask": unsigned(cfg.num_pe),
+                              "data": unsigned(cfg.row_bits)})
+
+
+class SharedMemory(wiring.Component):
+    """``SharedMemory(cfg, read_ports=3, resp_depth=8)``; see the module docstring."""
+
+    def __init__(self, cfg: AcceleratorConfig, read_ports: int = 3, resp_depth: int = 8):
+        if not isinstance(cfg, AcceleratorConfig):
+            raise TypeError(f"SharedMemory: cfg must be an AcceleratorConfig, got {cfg!r}")
+        if not isinstance(read_ports, int) or read_ports < 1:
+            raise ValueError(f"SharedMemory: read_ports must be an integer >= 1, got "
+                             f"{read_ports!r}")
+        if isinstance(resp_depth, int):
+            resp_depth = [resp_depth] * read_ports
+        resp_depth = list(resp_depth)
+        if len(resp_depth) != read_ports or any(
+                not isinstance(d, int) or d < 2 for d in resp_depth):
+            raise ValueError(f"SharedMemory: resp_depth must be an integer >= 2 or one per "
+                             f"read port, got {resp_depth!r}")
+        self.cfg = cfg
+        self.read_ports = read_ports
+        self.resp_depth = resp_depth
+        self.smem_memories = [Memory(shape=unsigned(cfg.row_bits), depth=cfg.smem_bank_rows,
+                                     init=[]) for _ in range(cfg.smem_banks)]
+        super().__init__({
+            "rreq": In(stream.Signature(unsigned(cfg.smem_addr_bits))).array(read_ports),
+            "rresp": Out(stream.Signature(unsigned(cfg.row_bits))).array(read_ports),
+            "wreq": In(stream.Signature(smem_write_layout(cfg))),
+            "host": In(smem_host_signature(cfg)),
+        })
+
+    def bank_of(self, row: int) -> tuple[int, int]:
+        """(bank, row in bank) of SMEM row ``row``."""
+        return divmod(row, self.cfg.smem_bank_rows)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        nb, bank_rows = cfg.smem_banks, cfg.smem_bank_rows
+        lb = (bank_rows - 1).bit_length()
+        W = cfg.word_bits
+
+        # --- read arbitration --------------------------------------------------------------
+        rd_addr = Signal(cfg.smem_addr_bits)
+        rd_en = Signal()
+        rd_port = Signal(range(self.read_ports + 1))       # read_ports = the host
+        grants = []
+        fifos = []
+        for i in range(self.read_ports):
+            fifo = SyncFIFOBuffered(width=cfg.row_bits, depth=self.resp_depth[i])
+            m.submodules[f"resp{i}"] = fifo
+            fifos.append(fifo)
+            cnt = Signal(range(self.resp_depth[i] + 1), name=f"credit{i}")
+            grant = Signal(name=f"grant{i}")
+            pop = fifo.r_rdy & self.rresp[i].ready
+            m.d.comb += [
+                self.rresp[i].valid.eq(fifo.r_rdy),
+                self.rresp[i].payload.eq(fifo.r_data),
+                fifo.r_en.eq(self.rresp[i].ready),
+                self.rreq[i].ready.eq(grant),
+            ]
+            m.d.sync += cnt.eq(cnt + grant - pop)
+            grants.append((grant, self.rreq[i].valid & (cnt < self.resp_depth[i])))
+        busy = self.host.re
+        for i, (grant, want) in enumerate(grants):
+            m.d.comb += grant.eq(want & ~busy)
+            busy = busy | want
+        with m.If(self.host.re):
+            m.d.comb += [rd_addr.eq(self.host.addr), rd_en.eq(1), rd_port.eq(self.read_ports)]
+        for i, (grant, _) in reversed(list(enumerate(grants))):
+            with m.If(grant):
+                m.d.comb += [rd_addr.eq(self.rreq[i].payload), rd_en.eq(1), rd_port.eq(i)]
+
+        # --- banks ---------------------------------------------------------------------------
+        wr = self.wreq.payload
+        w_addr = Signal(cfg.smem_addr_bits)
+        w_mask = Signal(cfg.num_pe)
+        w_data = Signal(cfg.row_bits)
+        w_en = Signal()
+        m.d.comb += self.wreq.ready.eq(~self.host.we)
+        with m.If(self.host.we):
+            m.d.comb += [w_addr.eq(self.host.addr), w_mask.eq(self.host.lane_mask),
+                         w_data.eq(self.host.wdata), w_en.eq(1)]
+        with m.Else():
+            m.d.comb += [w_addr.eq(wr.addr), w_mask.eq(wr.mask), w_data.eq(wr.data),
+                         w_en.eq(self.wreq.valid)]
+        rd_bank = Signal(range(max(nb, 2)))
+        rd_valid = Signal()
+        rd_port_q = Signal.like(rd_port)
+        m.d.sync += [rd_bank.eq(rd_addr[lb:] if nb > 1 else 0), rd_valid.eq(rd_en),
+                     rd_port_q.eq(rd_port)]
+        row = Signal(cfg.row_bits)
+        for k, mem in enumerate(self.smem_memories):
+            m.submodules[f"bank{k}"] = mem
+            wp = mem.write_port(granularity=W)
+            rp = mem.read_port(domain="sync")
+            sel_w = (w_addr[lb:] == k) if nb > 1 else 1
+            m.d.comb += [
+                wp.addr.eq(w_addr[:lb]),
+                wp.data.eq(w_data),
+                wp.en.eq(Mux(w_en & sel_w, w_mask, 0)),
+                rp.addr.eq(rd_addr[:lb]),
+                rp.en.eq(rd_en),
+            ]
+            with m.If(rd_bank == k):
+                m.d.comb += row.eq(rp.data)
+        for i, fifo in enumerate(fifos):
+            m.d.comb += [fifo.w_data.eq(row), fifo.w_en.eq(rd_valid & (rd_port_q == i))]
+        host_hit = rd_valid & (rd_port_q == self.read_ports)
+        held = Signal(cfg.row_bits)
+        with m.If(host_hit):
+            m.d.sync += held.eq(row)
+        m.d.comb += self.host.rdata.eq(Mux(host_hit, row, held))
+        return m
