@@ -131,8 +131,10 @@ class HardwareNumerics:
         return self.fmt.to_word(self.fmt.add(self._w2a(a), self._w2a(b)))
 
     def word_sub(self, a, b):
-        """``to_word(a − b)`` of two words."""
-        return self.fmt.to_word(self.fmt.add(self._w2a(a), self._neg(self._w2a(b))))
+        """``a − b`` of two words: the delta encoder's own subtraction
+        (`sim.delta_ref.sub_word`, the one definition the gateware is checked against)."""
+        from sim.delta_ref import sub_word
+        return sub_word(self.fmt, a, b)
 
     def mxv_sp(self, wt_words: np.ndarray, delta_words: np.ndarray, fired: np.ndarray) -> np.ndarray:
         """MxV_SP for a batch: ``out[b, r] = to_word(Σ_j∈fired[b] W[r, j]·Δ[b, j])``.
