@@ -5,6 +5,7 @@ Subcommands (``python build.py SUBCOMMAND --help`` for each):
 
   sim     run vector sets (ours, or the reference testbench's .dat files) on a backend and
           compare bit-exactly with the expected results
+  bench   cycles, utilization and sparse-over-dense speedup of the accelerator on pysim
   train   train a DeltaLSTM/DeltaGRU (same as ``python -m reneta_train``)
   export  export one sample's hardware vectors from a trained model
   demo    the whole flow on built-in data: train, export, simulate, compare, report
@@ -53,8 +54,12 @@ def cmd_sim(args) -> int:
                 jobs.append((f"l{layer}_s{sample}", sample,
                              sample_to_vectors(s, num_pe=args.num_pe or 16)))
         results = []
+        opts = {}
+        if args.backend == "pysim":
+            opts = {"dram_latency": args.dram_latency, "dram_stall": args.dram_stall,
+                    "max_cycles": args.max_cycles}
         for label, sample, vs in jobs:
-            run = run_vectors(vs, args.backend)
+            run = run_vectors(vs, args.backend, **opts)
             for row in run.rows:
                 results.append({"sample": sample, "label": label, **row})
             for c in run.checks:
@@ -64,6 +69,9 @@ def cmd_sim(args) -> int:
     except (VectorFileError, ValueError) as e:
         print(f"sim: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (RuntimeError, TimeoutError) as e:       # HarnessError / HarnessTimeout (pysim)
+        print(f"sim: {e}", file=sys.stderr)
+        return EXIT_MISMATCH
 
     print(_table(results, ["label", "proc", "pass", "mismatches", "beats", "cycles"]))
     ok = all(r["pass"] for r in results)
@@ -84,8 +92,15 @@ def _add_sim(sub):
                    help="vector sets in the project's format (directory or .npz)")
     p.add_argument("--reneta-vectors", metavar="DIR", type=Path,
                    help="a directory of the reference testbench's .dat files")
-    p.add_argument("--backend", default="golden", choices=["golden"],
-                   help="simulation backend (default: golden)")
+    p.add_argument("--backend", default="golden", choices=["golden", "pysim"],
+                   help="simulation backend: golden (numpy ISA model) or pysim (the whole "
+                        "accelerator in Amaranth's simulator; fills cycles) (default: golden)")
+    p.add_argument("--dram-latency", type=int, default=20, metavar="N",
+                   help="pysim: DRAM read latency in cycles (default 20)")
+    p.add_argument("--dram-stall", type=float, default=0.0, metavar="P",
+                   help="pysim: probability of DRAM back-pressure per cycle (default 0)")
+    p.add_argument("--max-cycles", type=int, default=None, metavar="N",
+                   help="pysim: give up after N cycles (default 2,000,000)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--num-pe", type=int, default=None,
                    help="PEs of the accelerator that runs .dat samples (default 16)")
@@ -93,6 +108,58 @@ def _add_sim(sub):
     p.add_argument("--nh", type=int, help="override the inferred layer output rows")
     p.add_argument("--nt", type=int, help="override/check the number of timesteps")
     p.set_defaults(func=cmd_sim)
+
+
+# --- bench ----------------------------------------------------------------------------------
+
+def cmd_bench(args) -> int:
+    from sim.bench import run_bench
+
+    if args.quick:
+        kw = dict(num_pe=4, n=16, nt=8, sparsities=tuple(args.sparsity or (0.5, 0.9)))
+    else:
+        kw = dict(num_pe=args.num_pe, n=args.n, nt=args.nt,
+                  sparsities=tuple(args.sparsity or (0.5, 0.8, 0.9)))
+    print(f"bench: {kw['num_pe']} PEs, Nx = Nh = {kw['n']}, Nt = {kw['nt']}, int16, DRAM latency "
+          f"{args.dram_latency} cycles, pysim")
+    try:
+        rows = run_bench(dram_latency=args.dram_latency, seed=args.seed,
+                         dense_each=args.dense_each, **kw)
+    except (ValueError, RuntimeError, TimeoutError) as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print()
+    print(_table(rows, ["sparsity", "proc", "pass", "instructions", "cycles", "mac_beats",
+                        "utilization", "dense_cycles", "speedup", "stall_dram",
+                        "sim_cycles_per_s"]))
+    ok = all(r["pass"] for r in rows)
+    print(f"\n{'PASS' if ok else 'FAIL'}: results bit-exact with the golden model")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"case": kw | {"dram_latency": args.dram_latency},
+                                               "results": rows}, indent=1))
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _add_bench(sub):
+    p = sub.add_parser("bench", help="cycles, utilization and sparse speedup on pysim",
+                       description="Run MxV_SP, MTxV_SP, VXV_SP and their dense forms on the "
+                                   "whole accelerator in pysim (the reference testbench's "
+                                   "case by default) and report cycles, MAC beats, "
+                                   "utilization, speedup and simulator speed.")
+    p.add_argument("--quick", action="store_true",
+                   help="a small case (4 PEs, 16x16, Nt=8; under a minute)")
+    p.add_argument("--num-pe", type=int, default=16)
+    p.add_argument("--n", type=int, default=64, help="Nx = Nh (default 64)")
+    p.add_argument("--nt", type=int, default=64, help="timesteps (default 64)")
+    p.add_argument("--sparsity", type=float, action="append",
+                   help="Δ sparsity (repeatable; default 0.5, 0.8, 0.9)")
+    p.add_argument("--dram-latency", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dense-each", action="store_true",
+                   help="run the dense programs at every sparsity (default: once)")
+    p.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    p.set_defaults(func=cmd_bench)
 
 
 # --- train / export / demo ----------------------------------------------------------------
@@ -271,6 +338,7 @@ def main(argv=None) -> int:
         epilog="\n".join(__doc__.split("\n")[2:]))
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     _add_sim(sub)
+    _add_bench(sub)
     _add_train(sub)
     _add_export(sub)
     _add_demo(sub)

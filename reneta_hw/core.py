@@ -82,15 +82,19 @@ def spm_host_signature(cfg: AcceleratorConfig) -> wiring.Signature:
 
 
 class RenetaCore(wiring.Component):
-    """``RenetaCore(cfg, *, dram_outstanding=40, cmd_depth=64, wb_depth=128, chain_slots=8)``.
+    """``RenetaCore(cfg, *, dram_outstanding=40, cmd_depth=64, wb_depth=128, chain_slots=8,
+    operand_depth=None)``.
 
     ``dram_outstanding``: single-row DRAM reads in flight (>= DRAM latency + ~8 for one
-    beat per cycle); ``cmd_depth``: beat commands queued between the sequencer and the DMX
+    beat per cycle); ``operand_depth``: rows the SMEM operand-0/operand-1 response queues
+    hold (default ``dram_outstanding + 16``: a beat that needs a DRAM row and an SMEM row
+    must be able to run that far ahead); ``cmd_depth``: beat commands queued between the sequencer and the DMX
     (how far requests run ahead); ``wb_depth``: write-back descriptors queued.
     """
 
     def __init__(self, cfg: AcceleratorConfig, *, dram_outstanding: int = 40,
-                 cmd_depth: int = 64, wb_depth: int = 128, chain_slots: int = 8):
+                 cmd_depth: int = 64, wb_depth: int = 128, chain_slots: int = 8,
+                 operand_depth: int | None = None):
         if not isinstance(cfg, AcceleratorConfig):
             raise TypeError(f"RenetaCore: cfg must be an AcceleratorConfig, got {cfg!r}")
         for name, v, lo in (("dram_outstanding", dram_outstanding, 1),
@@ -102,8 +106,15 @@ class RenetaCore(wiring.Component):
         self.cmd_depth = cmd_depth
         self.wb_depth = wb_depth
         self.chain_slots = chain_slots
+        if operand_depth is None:
+            operand_depth = dram_outstanding + 16
+        if isinstance(operand_depth, bool) or not isinstance(operand_depth, int) \
+                or operand_depth < 2:
+            raise ValueError(f"RenetaCore: operand_depth must be an integer >= 2, got "
+                             f"{operand_depth!r}")
+        self.operand_depth = operand_depth
         self._smem = SharedMemory(cfg, read_ports=4,
-                                  resp_depth=[8, 8, dram_outstanding + 16, dram_outstanding + 16])
+                                  resp_depth=[8, 8, operand_depth, operand_depth])
         self.smem_memories = self._smem.smem_memories
         self.spm_memory = Memory(shape=unsigned(descriptor_layout(cfg).size),
                                  depth=cfg.spm_depth, init=[])
@@ -150,6 +161,8 @@ class RenetaCore(wiring.Component):
         m.submodules.dmx = dmx = DMX(cfg)
         m.submodules.pe = pe = PEArray(cfg)
         m.submodules.wb = wb = WriteBack(cfg)
+        # the sub-blocks of the last elaboration, for simulation probes (debugging only)
+        self._blocks = dict(lists=lists, seq=seq, dmx=dmx, pe=pe, wb=wb)
         m.submodules.rd = rd = AxiReadMaster(
             cfg.axi_data_width, cfg.axi_addr_width, cfg.axi_id_width, row_bytes=cfg.row_bytes,
             max_burst=1, max_outstanding=self.dram_outstanding, max_rows=1)

@@ -1,7 +1,10 @@
 """Runs vector sets on a backend and compares the results with the expected memories.
 
-Backends: ``golden`` (the numpy ISA model, `sim.golden`). Cycle-accurate backends (the
-Amaranth simulator, Verilator) plug in here with the same interface and fill ``cycles``.
+Backends: ``golden`` (the numpy ISA model, `sim.golden`) and ``pysim`` (the whole
+accelerator, `reneta_hw.top.Reneta`, in Amaranth's simulator through `sim.harness.run_pysim`:
+fills ``cycles`` per procedure and keeps the `HarnessResult` in ``VectorRun.harness``).
+Options of a backend are passed as keywords (pysim: ``dram_latency``, ``dram_stall``,
+``seed``, ``max_cycles``, ``vcd``, ``core``, ``load``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from .golden import run_program
 from .vectors import CheckResult, VectorSet, compare, summarize
 
-BACKENDS = ("golden",)
+BACKENDS = ("golden", "pysim")
 
 
 @dataclass
@@ -19,19 +22,34 @@ class VectorRun:
     vectors: VectorSet
     checks: list          # CheckResult per expected region
     rows: list            # one dict per procedure (proc, pass, mismatches, beats, cycles)
+    harness: object = None  # sim.harness.HarnessResult (pysim)
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
 
-def run_vectors(vs: VectorSet, backend: str = "golden") -> VectorRun:
+def run_vectors(vs: VectorSet, backend: str = "golden", **options) -> VectorRun:
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not available (available: "
                          f"{', '.join(BACKENDS)})")
+    if backend == "golden" and options:
+        raise ValueError(f"backend golden takes no options, got {sorted(options)}")
     result = run_program(vs.config, vs.program, vs.memories)
+    results = list(result.results)
+    if backend == "pysim":
+        # the harness resumes after every pause: count the beats of the whole program
+        while result.paused and result.pc < len(vs.program):
+            result = run_program(vs.config, vs.program, result.memories, start=result.pc)
+            results += result.results
     beats: dict = {}
-    for r in result.results:
+    for r in results:
         beats[r.proc.name] = beats.get(r.proc.name, 0) + r.beats
-    checks: list[CheckResult] = compare(vs, result.memories)
+    if backend == "pysim":
+        from .harness import run_pysim
+        h = run_pysim(vs, **options)
+        checks: list[CheckResult] = compare(vs, h.memories)
+        return VectorRun(vs, checks, summarize(vs, checks, beats, cycles=h.cycles_per_proc),
+                         harness=h)
+    checks = compare(vs, result.memories)
     return VectorRun(vs, checks, summarize(vs, checks, beats, cycles=None))

@@ -47,7 +47,7 @@ def test_one_beat_per_cycle(proc):
     beats = gold.beats()
     assert ev["mac_beat"] == beats
     # MxV_SP: four 16-beat instructions, each waits for its list (descriptor + rows)
-    assert cyc["total"] <= beats + (45 if proc == "MxV" else 60), (cyc["total"], beats)
+    assert cyc["total"] <= beats + (50 if proc == "MxV" else 60), (cyc["total"], beats)
 
 
 def test_reference_dat_vectors(tmp_path):
@@ -105,3 +105,37 @@ def test_smem_ports_under_stalls():
     simulate(dut, *tbs, deadline_cycles=5000)
     for i in range(3):
         assert got[i] == [rows[r] for r in reqs[i]]
+
+
+def _exact(cfg, prog, mem, **kw):
+    gold = run_program(cfg, prog, mem).memories
+    got, cyc, ev = run_core(VectorSet(cfg, prog, mem), **kw)
+    assert (got.smem == gold.smem).all() and (got.dram == gold.dram).all()
+    assert cyc["error"] == 0
+    return cyc, ev
+
+
+@pytest.mark.parametrize("operand_depth", [2, 3])
+def test_shallow_operand_queues(operand_depth):
+    """Regression: with the SMEM operand queues shrunk (operand_depth 2/3) MTxV_SP (DRAM
+    rows + SMEM G rows per beat) runs with bubbles everywhere (CHAIN beats with gaps into
+    the PE array) and must stay bit-exact. A 2-deep response FIFO used to drop a row
+    (SyncFIFOBuffered(depth=2) is not always writable at level 1) and hang the core; the
+    benchmark-size inexactness seen with 8-deep queues came with CHAIN bubbles."""
+    cfg = small_cfg(num_pe=8, max_n=32)
+    pb = make_problem(cfg, 16, 16, 3, 0.5, seed=4)
+    _exact(cfg, build_program(pb, "MTxV_SP", dst="dram"), pb.mem, dram_latency=20,
+           core_kw=dict(operand_depth=operand_depth))
+
+
+def test_mtxv_sp_gapless_and_uncached_blocks():
+    """MTxV_SP caches the G_t rows in the DMX: consecutive instructions run back to back
+    (no gap per instruction, no SMEM reads per beat); with more blocks than cache rows the
+    rows are read per beat (still exact)."""
+    cfg = small_cfg()
+    pb = make_problem(cfg, 16, 8, 6, 0.0, seed=3)
+    cyc, ev = _exact(cfg, build_program(pb, "MTxV_SP", dst="dram"), pb.mem, dram_latency=20)
+    assert cyc["total"] <= ev["mac_beat"] + 60, (cyc["total"], ev["mac_beat"])
+    cfg = small_cfg(num_pe=2, max_n=80, smem_depth=512)        # 40 blocks > 32 cache rows
+    pb = make_problem(cfg, 68, 2, 2, 0.0, seed=5)
+    _exact(cfg, build_program(pb, "MTxV_SP", dst="both"), pb.mem, stall=0.2)

@@ -5,7 +5,8 @@ on-chip operand-0 rows and operand-1 rows from SMEM) at their own pace, requeste
 of time by the `reneta_hw.ipm.sequencer.Sequencer` in beat order. The DMX takes one beat
 command per cycle, pops exactly the rows that command needs, builds ``w`` (new row, held
 row, or zero) and ``x`` (a broadcast word from the command, a broadcast lane of an SMEM
-row, or a whole SMEM row) and offers the beat to the PE array through a register.
+row, a whole SMEM row, or a row of its small operand-1 cache: ``x_wr`` stores the popped
+row in slot ``x_slot``, ``x_rd`` takes slot ``x_slot`` instead of popping) and offers the beat to the PE array through a register.
 
 Ports: ``cmd`` (In, `beat_layout`), ``drow`` (In, AXI read-master rows: ``data``, ``last``),
 ``srow`` / ``xrow`` (In, SMEM rows), ``o`` (Out, `pe_in_layout`), and per-cycle stall flags
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from reneta_hw.bus.axi_read import row_layout
 from reneta_hw.ccm.pe_array import pe_in_layout
 from reneta_hw.config import AcceleratorConfig
 
-from .sequencer import WSrc, beat_layout
+from .sequencer import WSrc, beat_layout, x_cache_rows
 
 __all__ = ["DMX"]
 
@@ -76,6 +78,14 @@ class DMX(wiring.Component):
         lane_word = self.xrow.payload.word_select(c.x_lane, W)
         bword = Mux(c.x_row, lane_word, c.x_word)
         x = Mux(c.x_row & ~c.x_bcast, self.xrow.payload, Cat(*([bword] * Np)))
+        # operand-1 cache (MTxV_SP's G_t rows): written by x_wr beats, read by x_rd beats
+        cache = Memory(shape=unsigned(R), depth=x_cache_rows(cfg), init=[])
+        m.submodules.xcache = cache
+        cw = cache.write_port()
+        cr = cache.read_port(domain="comb")
+        m.d.comb += [cw.addr.eq(c.x_slot), cw.data.eq(self.xrow.payload),
+                     cw.en.eq(take & c.x_wr), cr.addr.eq(c.x_slot)]
+        x = Mux(c.x_rd, cr.data, x)
         o = self.o.payload
         with m.If(take & new):
             m.d.sync += held.eq(w)

@@ -16,6 +16,8 @@ Loop orders (``B`` blocks, Np lanes, PE ``addr`` = partial-sum address):
 * MTxV_SP: k outer, b inner; CHAIN, addr = k mod ``chain_slots`` (so consecutive
   accumulations never touch the same partial sum), first at b = 0, last at b = B-1;
   op0 row ``b*n1 + nzi_k``, x = G_t row ``op1 + b*nt + t`` (unicast). Result: one lane.
+  The G_t rows are read from SMEM for the first non-zero only and kept in the DMX's
+  operand-1 cache (``x_wr``/``x_rd``, slot b; when B <= `x_cache_rows`).
 * VXV_SP: b outer, t, then the non-zeros of t; PARALLEL, addr = nzi, ``first`` when nzi
   is touched for the first time in this block (a touched bitmap); op0 row ``b*nt + t``
   read once per timestep with non-zeros and held; then a drain of every column
@@ -31,7 +33,8 @@ Outputs are streams into FIFOs of the core: ``cmd`` (`beat_layout`), ``dreq`` (D
 address of one row), ``sreq`` (SMEM row of operand 0), ``xreq`` (SMEM row of operand 1),
 ``wb`` (`wb_layout`). A cycle emits only when every stream it needs is ready. The last
 item of an instruction carries ``retire`` on its write-back descriptor (an MTxV_SP with no
-non-zero sends a descriptor with ``result = 0``).
+non-zero sends a descriptor with ``result = 0``). The next instruction is taken in the
+cycle of the previous one's last item (no gap between instructions).
 """
 
 from __future__ import annotations
@@ -57,10 +60,20 @@ class WSrc(enum.Enum, shape=2):
     HOLD = 2     # reuse the last operand-0 row
 
 
+def x_cache_rows(cfg: AcceleratorConfig) -> int:
+    """Rows of the DMX's operand-1 cache (MTxV_SP's G_t rows, one per block)."""
+    return max(2, min(cfg.max_blocks, 32))
+
+
+def _slot_bits(cfg: AcceleratorConfig) -> int:
+    return max(1, (x_cache_rows(cfg) - 1).bit_length())
+
+
 def beat_layout(cfg: AcceleratorConfig) -> data.StructLayout:
     return data.StructLayout({
         "w_src": WSrc, "w_smem": 1, "x_row": 1, "x_bcast": 1,
         "x_lane": unsigned(cfg.lane_bits), "x_word": unsigned(cfg.word_bits),
+        "x_wr": 1, "x_rd": 1, "x_slot": unsigned(_slot_bits(cfg)),
         "mode": PEMode, "addr": unsigned(_addr_bits(cfg.lmem_depth)),
         "first": 1, "last": 1, "zero": 1, "func": unsigned(FUNC_BITS),
     })
@@ -115,10 +128,11 @@ class Sequencer(wiring.Component):
 
         ins = Signal(instruction_layout(cfg))
         active = Signal()
+        reset = Signal()        # end of instruction: counters back to 0
+        load = Signal()         # take the next instruction (also in the last cycle of one)
         m.d.comb += self.busy.eq(active)
-        m.d.comb += self.instr.ready.eq(~active)
-        with m.If(self.instr.valid & ~active):
-            m.d.sync += [ins.eq(self.instr.payload), active.eq(1)]
+        m.d.comb += [self.instr.ready.eq(~active | reset),
+                     load.eq(self.instr.valid & self.instr.ready)]
 
         # loop counters and running products
         b = Signal(cfg.cnt_bits)
@@ -131,10 +145,6 @@ class Sequencer(wiring.Component):
         kslot = Signal(max(1, exact_log2(self.chain_slots)))
         touched = Signal(cfg.max_n)
         drain = Signal()
-        reset = Signal()        # end of instruction: counters back to 0
-        with m.If(self.instr.valid & ~active):
-            m.d.sync += [b.eq(0), n.eq(0), t.eq(0), i.eq(0), bn1.eq(0), bnt.eq(0), nrow.eq(0),
-                         kslot.eq(0), touched.eq(0), drain.eq(0)]
 
         el = self.el.payload
         blocks_m1 = Mux(ins.proc == Proc.MTxV_SP, ins.cnt1,
@@ -187,11 +197,18 @@ class Sequencer(wiring.Component):
                             m.d.sync += [b.eq(b + 1), bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
                 # --------------------------------------------------------------- MTxV_SP
                 with m.Case(Proc.MTxV_SP):
+                    # the G_t rows are the same for every non-zero: the first one's beats
+                    # fetch them from SMEM and store them in the DMX's cache, the others
+                    # read the cache (frees the SMEM read cycles for the list reader)
+                    use_cache = ins.cnt1 < x_cache_rows(cfg)
                     m.d.comb += [
                         work.eq(self.el.valid), has_beat.eq(~el.empty),
                         has_el.eq(el.empty | last_b),
                         w_src.eq(WSrc.NEW), op0_row.eq(bn1 + el.nzi),
-                        x_row.eq(~el.empty), x_rowaddr.eq(ins.smem_op1 + bnt + ins.t),
+                        x_row.eq(~el.empty & (~use_cache | el.first)),
+                        x_rowaddr.eq(ins.smem_op1 + bnt + ins.t),
+                        beat.x_wr.eq(use_cache & el.first), beat.x_rd.eq(use_cache & ~el.first),
+                        beat.x_slot.eq(b),
                         beat.mode.eq(PEMode.CHAIN), beat.addr.eq(kslot),
                         beat.first.eq(b == 0), beat.last.eq(last_b),
                         has_wb.eq(el.empty | last_b), result.eq(~el.empty),
@@ -346,4 +363,9 @@ class Sequencer(wiring.Component):
         ]
         with m.If(reset):
             m.d.sync += [active.eq(0)]
+        # after the loop nests: a new instruction's counter resets win over their updates
+        with m.If(load):
+            m.d.sync += [ins.eq(self.instr.payload), active.eq(1),
+                         b.eq(0), n.eq(0), t.eq(0), i.eq(0), bn1.eq(0), bnt.eq(0), nrow.eq(0),
+                         kslot.eq(0), touched.eq(0), drain.eq(0)]
         return m

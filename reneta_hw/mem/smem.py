@@ -104,7 +104,11 @@ class SharedMemory(wiring.Component):
         grants = []
         fifos = []
         for i in range(self.read_ports):
-            fifo = SyncFIFOBuffered(width=cfg.row_bits, depth=self.resp_depth[i])
+            # Credits allow resp_depth rows in the FIFO; a 2-deep SyncFIFOBuffered cannot
+            # always take its second row (its 1-entry inner memory is full for the cycle
+            # in which the row moves to the output register: w_rdy = 0, the row would be
+            # lost), so it gets one spare entry.
+            fifo = SyncFIFOBuffered(width=cfg.row_bits, depth=max(self.resp_depth[i], 3))
             m.submodules[f"resp{i}"] = fifo
             fifos.append(fifo)
             cnt = Signal(range(self.resp_depth[i] + 1), name=f"credit{i}")

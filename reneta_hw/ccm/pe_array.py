@@ -1,0 +1,465 @@
+"""The PE array: ``num_pe`` multiply-accumulate lanes plus a reduction lane.
+
+Why: this is where every multiply-accumulate of the accelerator happens, and the order
+in which it sums is part of the bit-exact contract with the golden model (`sim.golden`):
+floating-point sums depend on their order. The array therefore sums in exactly the two
+orders the golden model documents, selected per beat, and keeps partial sums in local
+memories so that both "one long accumulation" (MxV_SP: address 0) and "many interleaved
+accumulations" (VXV_SP / dense: address = column or timestep) work at one beat per cycle.
+`sim.pe_ref.PEArrayRef` is the beat-level numpy model it is tested against.
+
+Input stream ``i``, one beat per cycle (`pe_in_layout`)::
+
+    w, x   num_pe words each (the sequencer upstream broadcasts or unicasts x)
+    mode   PEMode.PARALLEL or PEMode.CHAIN
+    addr   local-memory address of the partial sum (0 .. lmem_depth-1)
+    first  start from +0 instead of the stored partial sum
+    last   emit the result after this beat
+    zero   add no product (the result of a first+last+zero beat is func(to_word(+0)))
+    func   Func applied to the result words
+
+* ``PARALLEL``, lane p: ``acc[addr][p] = (first ? +0 : acc[addr][p]) ⊕ (w_p ⊗ x_p)``;
+  on ``last`` the output carries ``apply_func(to_word(acc[addr][p]))`` in every lane p.
+* ``CHAIN`` (MTxV): ``s = (((+0 ⊕ w0⊗x0) ⊕ w1⊗x1) ... ⊕ w(Np-1)⊗x(Np-1))`` left to right
+  through the lane adders (a skewed pipeline, still one beat per cycle), then the
+  reduction lane ``racc[addr] = (first ? +0 : racc[addr]) ⊕ s``; on ``last`` the output
+  carries ``apply_func(to_word(racc[addr]))`` in lane 0 and 0 in the other lanes.
+
+Output stream ``o`` (`pe_out_layout`): ``data`` (num_pe words), ``mode`` and ``addr`` of
+the ``last`` beat, in beat order.
+
+``zero`` is implemented as adding ``-0`` (``fmt.neg_acc(+0)``) instead of the product:
+``a ⊕ -0 = a`` for every accumulator the arithmetic produces, in both formats (IEEE:
+``+0 + -0 = +0``, ``-0 + -0 = -0``, ``inf + -0 = inf``; fixed point: ``-0 = 0``; bfloat16
+units never output subnormal or NaN patterns, the only ones the identity does not
+hold for), so no product is added and ``first`` gives exactly ``+0``.
+
+Structure (positions = pipeline advances after the beat is accepted; ``Lm``, ``La``,
+``Lt``, ``Lact``: latencies of the multiplier, adder, to_word and activation):
+
+* every lane: multiplier (position 0 -> ``P = max(Lm, 3)``), adder at ``P``, and a local
+  memory (``lmem_depth`` accumulators) read at ``P - 3`` (address), its output
+  registered at ``P - 1`` with no logic in between (a block RAM's clock-to-output delay
+  is most of a cycle on ECP5), the operand register at ``P``, written at ``P + La``.
+  The memory is the partial-sum store in PARALLEL mode and the CHAIN skew buffer in
+  CHAIN mode (lane p's product is written at ``P`` and read back ``p * La`` advances
+  later; skews below 4 are registers), so CHAIN beats overwrite PARALLEL partial sums:
+  an accumulation must not continue across a mode change.
+* reduction lane: adder at ``Pc = P + num_pe * La``, its own memory, same read/write
+  timing.
+* result: the lane (or reduction) adder output -> to_word -> `ActivationCore` -> an
+  output register with a one-entry skid buffer. A CHAIN result goes through lane 0's
+  to_word and activation.
+
+Stall-everything: every register, unit and memory port advances together on ``en``,
+which is the inverted "skid buffer full" flag, itself a register: the consumer's
+``o.ready`` does not reach the (high-fanout) enables combinationally.
+
+Hazards (read-after-write on a partial sum): a beat that accumulates (``first = 0``) onto
+an address written by one of the ``La - 1`` beats accepted just before it waits (bubbles
+are inserted) until it is ``La`` advances behind. At ``La + 1`` to ``La + 3`` advances the
+partial sum is forwarded into the operand register from the adder output (or its copies
+one and two advances later), at exactly ``La`` it is fed from the adder output straight
+back to the adder input; further apart the memory read sees it. Cost: back-to-back
+accumulations onto one address run at one beat per ``La`` cycles (fixed point default
+``La = 1``: no cost; bfloat16: 1/2 (bf16 accumulator) or 1/3 (fp32) of the rate;
+independent addresses, or ``first`` beats: no cost; a sequencer can interleave blocks
+on different addresses to keep the rate). A beat of the other mode waits until the array has drained
+(``latency_parallel`` or ``latency_chain`` cycles after the last beat of the previous
+mode), once per change.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from reneta_hw.config import AcceleratorConfig
+from reneta_hw.numeric.format import NumberFormat
+from reneta_hw.numeric.units import make_adder, make_multiplier, make_to_word
+
+from .activation_unit import FUNC_BITS, ActivationCore
+
+__all__ = ["PEMode", "PEArray", "pe_in_layout", "pe_out_layout"]
+
+
+class PEMode(enum.Enum, shape=1):
+    """How a beat sums: lanes independently, or left to right through the lanes."""
+    PARALLEL = 0
+    CHAIN = 1
+
+
+#: The local memories never use the value of a read that collides with a write (those
+#: reads are the ones the forwarding replaces, or CHAIN skew reads of other addresses), so
+#: the collision rule is don't-care (see `platforms.synth.rtlil_no_rw_check`).
+NO_RW_CHECK = {"no_rw_check": 1}
+
+
+def _addr_bits(lmem_depth: int) -> int:
+    return max(1, ceil_log2(lmem_depth))
+
+
+def pe_in_layout(fmt: NumberFormat, num_pe: int, lmem_depth: int) -> data.StructLayout:
+    word = unsigned(fmt.word_bits)
+    return data.StructLayout({
+        "w": data.ArrayLayout(word, num_pe),
+        "x": data.ArrayLayout(word, num_pe),
+        "mode": PEMode,
+        "addr": unsigned(_addr_bits(lmem_depth)),
+        "first": 1,
+        "last": 1,
+        "zero": 1,
+        "func": unsigned(FUNC_BITS),
+    })
+
+
+def pe_out_layout(fmt: NumberFormat, num_pe: int, lmem_depth: int) -> data.StructLayout:
+    return data.StructLayout({
+        "data": data.ArrayLayout(unsigned(fmt.word_bits), num_pe),
+        "mode": PEMode,
+        "addr": unsigned(_addr_bits(lmem_depth)),
+    })
+
+
+def _latency(unit) -> int:
+    """A probe unit's latency; the probe is never elaborated (silence Amaranth's warning)."""
+    unit._MustUse__silence = True
+    return unit.latency
+
+
+class PEArray(wiring.Component):
+    """``PEArray(cfg)`` or ``PEArray(fmt, num_pe, lmem_depth)``; see the module docstring.
+
+    Stage parameters: ``mul_stages``, ``add_stages`` (None: the unit's default),
+    ``to_word_stages`` (default 1: a register between to_word and the activation's index
+    logic; None: the unit's default, 0) and ``act_stages`` (1, 2 or 3: the
+    `ActivationCore`'s cuts; default 3, so the activation ROM's clock-to-output delay
+    ends in a register before the output register's skid multiplexer).
+
+    Attributes: ``latency_parallel`` / ``latency_chain``: cycles from the acceptance of a
+    ``last`` beat to its result being valid on ``o`` (no stalls); ``hazard_window``
+    (``La - 1``): how many preceding beats a ``first = 0`` beat is checked against.
+    """
+
+    def __init__(self, cfg_or_fmt, num_pe: int | None = None, lmem_depth: int | None = None,
+                 *, mul_stages: int | None = None, add_stages: int | None = None,
+                 to_word_stages: int | None = 1, act_stages: int = 3):
+        try:
+            self._configure(cfg_or_fmt, num_pe, lmem_depth, mul_stages, add_stages,
+                            to_word_stages, act_stages)
+        except Exception:
+            self._MustUse__silence = True     # never elaborated: no "created but never used"
+            raise
+        super().__init__({
+            "i": In(stream.Signature(pe_in_layout(self.fmt, self.num_pe, self.lmem_depth))),
+            "o": Out(stream.Signature(pe_out_layout(self.fmt, self.num_pe, self.lmem_depth))),
+        })
+
+    def _configure(self, cfg_or_fmt, num_pe, lmem_depth, mul_stages, add_stages,
+                   to_word_stages, act_stages):
+        if isinstance(cfg_or_fmt, AcceleratorConfig):
+            if num_pe is not None or lmem_depth is not None:
+                raise ValueError("PEArray: give either an AcceleratorConfig or "
+                                 "(fmt, num_pe, lmem_depth), not both")
+            fmt, num_pe, lmem_depth = cfg_or_fmt.fmt, cfg_or_fmt.num_pe, cfg_or_fmt.lmem_depth
+        else:
+            fmt = cfg_or_fmt
+        if not isinstance(fmt, NumberFormat):
+            raise TypeError(f"PEArray: expected an AcceleratorConfig or a NumberFormat, "
+                            f"got {fmt!r}")
+        for name, v, lo in (("num_pe", num_pe, 1), ("lmem_depth", lmem_depth, 2)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"PEArray: {name} must be an integer >= {lo}, got {v!r}")
+        if num_pe > 64:
+            raise ValueError(f"PEArray: num_pe must be at most 64, got {num_pe}")
+        if act_stages not in (1, 2, 3):
+            raise ValueError(f"PEArray: act_stages must be 1, 2 or 3, got {act_stages!r}")
+        self.fmt = fmt
+        self.num_pe = num_pe
+        self.lmem_depth = lmem_depth
+        self.addr_bits = _addr_bits(lmem_depth)
+        self.mul_stages = mul_stages
+        self.add_stages = add_stages
+        self.to_word_stages = to_word_stages
+        self.act_stages = act_stages
+        # probe units for their latencies (they validate the stage counts, too)
+        Lm, La, Lt = (_latency(make_multiplier(fmt, mul_stages)),
+                      _latency(make_adder(fmt, add_stages)),
+                      _latency(make_to_word(fmt, to_word_stages)))
+        self.Lm, self.La, self.Lt, self.Lact = Lm, La, Lt, act_stages
+        self.P = max(Lm, 3)                      # lane adder input position
+        self.Rp = self.P + La                    # PARALLEL result position
+        self.Pc = self.P + num_pe * La           # reduction adder input position
+        self.Rc = self.Pc + La                   # CHAIN result position
+        self.hazard_window = max(La - 1, 0)
+        self.latency_parallel = self.Rp + Lt + act_stages + 1
+        self.latency_chain = self.Rc + Lt + act_stages + 1
+        # CHAIN skew buffer in the lane memories: a power-of-two ring of 2**k entries
+        self.skew_bits = max(0, lmem_depth.bit_length() - 1)
+        need = (num_pe - 1) * La - 2          # read 3 advances ahead, never colliding
+        if need > (1 << self.skew_bits):
+            raise ValueError(f"PEArray: lmem_depth must be at least {need} (the CHAIN skew "
+                             f"of {num_pe} lanes with a {La}-stage adder, rounded down to a "
+                             f"power of two), got {lmem_depth}")
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt, Np, ab = self.fmt, self.num_pe, self.addr_bits
+        Lm, La, Lt, Lact = self.Lm, self.La, self.Lt, self.Lact
+        P, Rp, Pc, Rc = self.P, self.Rp, self.Pc, self.Rc
+        accb = fmt.acc_bits
+        ZERO = Const(fmt.zero_acc, accb)
+        NZERO = Const(int(fmt.neg_acc(fmt.zero_acc)), accb)      # additive identity
+        pay = self.i.payload
+
+        en = Signal()
+        accept = Signal()
+
+        def delay(v, n, name):
+            """``v`` delayed by ``n`` pipeline advances."""
+            for k in range(n):
+                r = Signal.like(v, name=f"{name}_d{k + 1}")
+                with m.If(en):
+                    m.d.sync += r.eq(v)
+                v = r
+            return v
+
+        # --- beat metadata along the pipeline (positions 0 .. Rc+1) ----------------------
+        meta_layout = data.StructLayout({"valid": 1, "chain": 1, "addr": ab, "first": 1,
+                                         "last": 1, "zero": 1, "func": FUNC_BITS})
+        meta = [Signal(meta_layout, name="meta0")]
+        m.d.comb += [
+            meta[0].valid.eq(accept),
+            meta[0].chain.eq(pay.mode == PEMode.CHAIN),
+            meta[0].addr.eq(pay.addr),
+            meta[0].first.eq(pay.first),
+            meta[0].last.eq(pay.last),
+            meta[0].zero.eq(pay.zero),
+            meta[0].func.eq(pay.func),
+        ]
+        for j in range(1, Rc + 2):
+            r = Signal(meta_layout, name=f"meta{j}")
+            with m.If(en):
+                m.d.sync += r.eq(meta[j - 1])
+            meta.append(r)
+
+        # --- admission: hazards and mode changes -------------------------------------------
+        cmode = Signal(PEMode, name="cmode")          # mode of the beats in flight
+        chain = Signal()
+        m.d.comb += chain.eq(cmode == PEMode.CHAIN)
+        # a beat of the other mode is accepted `latency` advances after the last beat of
+        # the current mode: that beat's result is then in the output register
+        drain_par = self.latency_parallel - 1
+        drain_chain = self.latency_chain - 1
+        timer = Signal(range(max(drain_par, drain_chain) + 1))
+        hazard = Signal()
+        hits = [meta[j].valid & (meta[j].addr == pay.addr) for j in range(1, La)]
+        m.d.comb += hazard.eq(~pay.first & Cat(*hits).any() if hits else 0)
+        mode_ok = (pay.mode == cmode) | (timer == 0)
+        m.d.comb += [
+            self.i.ready.eq(en & ~hazard & mode_ok),
+            accept.eq(self.i.valid & self.i.ready),
+        ]
+        with m.If(accept):
+            m.d.sync += [
+                cmode.eq(pay.mode),
+                timer.eq(Mux(pay.mode == PEMode.CHAIN, drain_chain, drain_par)),
+            ]
+        with m.Elif(en & (timer != 0)):
+            m.d.sync += timer.eq(timer - 1)
+
+        # --- CHAIN skew ring counter --------------------------------------------------------
+        sk = Signal(max(self.skew_bits, 1))
+        if self.skew_bits:
+            with m.If(en):
+                m.d.sync += sk.eq(sk + 1)
+
+        # --- partial-sum stores -----------------------------------------------------------
+        # Each store (a lane's memory, the reduction memory) is read three advances before
+        # its adder takes the operand: address at Pa-3, memory output at Pa-2, a plain
+        # register at Pa-1 (the block RAM's slow clock-to-output ends in a flip-flop, with
+        # no logic between), the operand register at Pa. The read is not write-through: a
+        # beat g advances ahead writes at Pa+La-g, which the read sees when g >= La+4.
+        # Nearer beats are forwarded from the adder output: at g = La+1, La+2, La+3 into
+        # the operand register (from the adder output, or its copies one and two advances
+        # later), at g = La straight back into the adder (a feedback path). g < La is a
+        # hazard the admission logic stalls. Every select is computed one advance early
+        # and registered, so each operand multiplexer is a single level of logic, and the
+        # adder operand selects are replicated per group of lanes (fanout).
+        def rd_addr(pos):
+            return pay.addr if pos == 0 else meta[pos].addr
+
+        def hit(ahead, pos, is_chain):
+            """The beat at ``ahead`` is valid, of the mode, and has the address of ``pos``."""
+            a = meta[ahead]
+            return a.valid & (a.chain if is_chain else ~a.chain) & (a.addr == rd_addr(pos))
+
+        A_STORED, A_ZERO, A_ADDER, A_CHAIN = range(4)
+        R_MEM, R_ADDER, R_WB1, R_WB2 = range(4)
+
+        def replicas(value, count, name):
+            """``count`` registered copies of ``value`` (loaded with ``en``) that Yosys cannot
+            merge: copy j stores ``value ^ (j >> 1)`` with initial value ``j & 1`` and is
+            decoded by its reader. A multiplexer select shared by every lane drives 32
+            bits x num_pe lanes; its route is most of a cycle, so each group of lanes gets
+            its own copy. (The initial values only matter before the first beat.)"""
+            value = Value.cast(value)
+            width = len(value)
+            out = []
+            for j in range(count):
+                mask = (j >> 1) & ((1 << width) - 1)
+                r = Signal(width, init=j & 1, name=f"{name}_c{j}")
+                with m.If(en):
+                    m.d.sync += r.eq(value ^ mask)
+                out.append(r ^ mask)
+            return out
+
+        def operand_selects(Pa, is_chain, name):
+            """-> (A_* code for Pa, computed at Pa-1, not registered; registered R_* code
+            at Pa-1)."""
+            code = Signal(2, name=f"{name}_asel_next")
+            fwd_now = hit(Pa + La - 1, Pa - 1, is_chain) if La >= 1 else Const(0)
+            m.d.comb += code.eq(
+                Mux(chain if not is_chain else 0, A_CHAIN,
+                    Mux(meta[Pa - 1].first, A_ZERO, Mux(fwd_now, A_ADDER, A_STORED))))
+            rcode = Signal(2, name=f"{name}_rsel_next")
+            # beats La+1, La+2, La+3 ahead of the one at Pa-1 (seen from Pa-2: one less)
+            r = Const(R_MEM, 2)
+            for g, src in ((La + 3, R_WB2), (La + 2, R_WB1), (La + 1, R_ADDER)):
+                r = Mux(hit(Pa - 2 + g, Pa - 2, is_chain), src, r)      # nearest wins
+            m.d.comb += rcode.eq(r)
+            return code, delay(rcode, 1, f"{name}_rsel")
+
+        def stored(rcode, rd_data, adder_o, name):
+            """The operand register: memory output (registered) or a forwarded sum."""
+            raw = delay(rd_data, 1, f"{name}_raw")
+            wb1 = delay(adder_o, 1, f"{name}_wb1")
+            wb2 = delay(wb1, 1, f"{name}_wb2")
+            return delay(Mux(rcode[1], Mux(rcode[0], wb2, wb1), Mux(rcode[0], adder_o, raw)),
+                         1, f"{name}_rd")
+
+        def a_operand(code, stored, adder_o, chain_a):
+            return Mux(code[1], Mux(code[0], chain_a, adder_o), Mux(code[0], ZERO, stored))
+
+        B_PROD, B_IDENTITY, B_CHAIN = range(3)
+
+        def b_operand(code, prod, chain_b):
+            return Mux(code[1], chain_b, Mux(code[0], NZERO, prod))
+
+        par_code, par_rcode = operand_selects(P, False, "par")
+        red_code, red_rcode = operand_selects(Pc, True, "red")
+        par_bcode = Signal(2, name="par_bsel_next")
+        m.d.comb += par_bcode.eq(Mux(chain, B_CHAIN,
+                                     Mux(meta[P - 1].zero, B_IDENTITY, B_PROD)))
+        groups = min(Np, 8)
+        par_acodes = replicas(par_code, groups, "par_asel")
+        par_bcodes = replicas(par_bcode, groups, "par_bsel")
+        red_acode = delay(red_code, 1, "red_asel")
+
+        # --- lanes ---------------------------------------------------------------------------
+        adders = []
+        for p in range(Np):
+            mul = make_multiplier(fmt, self.mul_stages)
+            add = make_adder(fmt, self.add_stages)
+            m.submodules[f"mul{p}"] = mul
+            m.submodules[f"add{p}"] = add
+            m.d.comb += [mul.en.eq(en), add.en.eq(en), mul.a.eq(pay.w[p]), mul.b.eq(pay.x[p])]
+            prod = delay(mul.o, P - Lm, f"prod{p}")
+
+            lmem = Memory(shape=unsigned(accb), depth=self.lmem_depth, init=[], attrs=NO_RW_CHECK)
+            m.submodules[f"lmem{p}"] = lmem
+            wp = lmem.write_port()
+            rp = lmem.read_port(domain="sync")
+            skew = p * La                       # CHAIN: product p waits p*La advances
+            m.d.comb += rp.en.eq(en)
+            if skew >= 4:                       # ... in the lane memory (a ring)
+                skew_addr = (sk - (skew - 3))[:self.skew_bits]
+                m.d.comb += rp.addr.eq(Mux(chain, skew_addr, rd_addr(P - 3)))
+            else:                               # ... or in registers
+                m.d.comb += rp.addr.eq(rd_addr(P - 3))
+            m.d.comb += [
+                wp.addr.eq(Mux(chain, sk, meta[Rp].addr)),
+                wp.data.eq(Mux(chain, prod, add.o)),
+                wp.en.eq(en & (chain | (meta[Rp].valid & ~meta[Rp].chain))),
+            ]
+            rd = stored(par_rcode, rp.data, add.o, f"lane{p}")
+            chain_a = ZERO if p == 0 else adders[p - 1].o
+            chain_b = rd if skew >= 4 else delay(prod, skew, f"skew{p}")
+            m.d.comb += [
+                add.a.eq(a_operand(par_acodes[p * groups // Np], rd, add.o, chain_a)),
+                add.b.eq(b_operand(par_bcodes[p * groups // Np], prod, chain_b)),
+            ]
+            adders.append(add)
+
+        # --- reduction lane ------------------------------------------------------------------
+        radd = make_adder(fmt, self.add_stages)
+        m.submodules.radd = radd
+        rmem = Memory(shape=unsigned(accb), depth=self.lmem_depth, init=[], attrs=NO_RW_CHECK)
+        m.submodules.rmem = rmem
+        rwp = rmem.write_port()
+        rrp = rmem.read_port(domain="sync")
+        rrd = stored(red_rcode, rrp.data, radd.o, "red")
+        m.d.comb += [
+            radd.en.eq(en),
+            rrp.en.eq(en),
+            rrp.addr.eq(meta[Pc - 3].addr),
+            radd.a.eq(a_operand(red_acode, rrd, radd.o, ZERO)),
+            radd.b.eq(Mux(meta[Pc].zero, NZERO, adders[Np - 1].o)),
+            rwp.addr.eq(meta[Rc].addr),
+            rwp.data.eq(radd.o),
+            rwp.en.eq(en & meta[Rc].valid & meta[Rc].chain),
+        ]
+
+        # --- result path: to_word -> activation -> output register + skid buffer -----------
+        res_layout = data.StructLayout({"valid": 1, "chain": 1, "addr": ab,
+                                        "func": FUNC_BITS})
+        res0 = Signal(res_layout, name="res0")
+        par_res = meta[Rp].valid & ~meta[Rp].chain & meta[Rp].last
+        ch_res = meta[Rc].valid & meta[Rc].chain & meta[Rc].last
+        m.d.comb += [
+            res0.valid.eq(par_res | ch_res),
+            res0.chain.eq(chain),
+            res0.addr.eq(Mux(chain, meta[Rc].addr, meta[Rp].addr)),
+            res0.func.eq(Mux(chain, meta[Rc].func, meta[Rp].func)),
+        ]
+        words = []
+        for p in range(Np):
+            tw = make_to_word(fmt, self.to_word_stages)
+            m.submodules[f"to_word{p}"] = tw
+            src = Mux(chain, radd.o, adders[0].o) if p == 0 else adders[p].o
+            m.d.comb += [tw.en.eq(en), tw.a.eq(src)]
+            words.append(tw.o)
+        res_t = delay(res0, Lt, "res_t")
+        act = ActivationCore(fmt, Np, Lact)
+        m.submodules.act = act
+        m.d.comb += [act.en.eq(en), act.func.eq(res_t.func), act.a.eq(Cat(*words))]
+        res_e = delay(res_t, Lact, "res_e")
+
+        final = Signal(pe_out_layout(fmt, Np, self.lmem_depth), name="final")
+        for p in range(Np):
+            v = act.o[p]
+            m.d.comb += final.data[p].eq(v if p == 0 else Mux(res_e.chain, 0, v))
+        m.d.comb += [final.mode.eq(Mux(res_e.chain, PEMode.CHAIN, PEMode.PARALLEL)),
+                     final.addr.eq(res_e.addr)]
+
+        out_v = Signal()
+        out_p = Signal.like(final, name="out_p")
+        sk_v = Signal()
+        sk_p = Signal.like(final, name="skid_p")
+        m.d.comb += [
+            en.eq(~sk_v),
+            self.o.valid.eq(out_v),
+            self.o.payload.eq(out_p),
+        ]
+        push = en & res_e.valid
+        with m.If(~out_v | self.o.ready):
+            with m.If(sk_v):
+                m.d.sync += [out_p.eq(sk_p), sk_v.eq(0)]
+            with m.Else():
+                m.d.sync += [out_v.eq(push), out_p.eq(final)]
+        with m.Elif(push):
+            m.d.sync += [sk_v.eq(1), sk_p.eq(final)]
+        return m
