@@ -70,6 +70,60 @@ def yosys_stat(workdir: Path, top: str) -> dict:
     return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
 
 
+def rtlil_no_rw_check(text: str) -> str:
+    """Read/write collisions become don't-care for memories with the ``no_rw_check`` attribute.
+
+    Amaranth 0.5 emits every ``$memrd_v2`` with ``COLLISION_X_MASK = 0`` (a read in the
+    cycle of a write to the same address returns the old word), so Yosys emulates that
+    rule in fabric around an ECP5 DP16KD (a delayed write plus a bypass multiplexer on the
+    read data: ~40 FF, ~40 LUT per memory and a LUT level behind the block RAM's slow
+    clock-to-output). A design that never uses a colliding read's value marks the memory
+    ``Memory(..., attrs={"no_rw_check": 1})`` (Yosys's own attribute for this, honoured by
+    its Verilog frontend); this sets the mask of that memory's read ports to all ones, as
+    the Verilog frontend would. Simulation is unchanged (old data).
+    """
+    out = []
+    marked = set()
+    attrs = []
+    cell = None
+    for line in text.splitlines(keepends=True):
+        s = line.strip()
+        if cell is not None:
+            cell.append(line)
+            if s == "end":
+                body = "".join(cell)
+                memid = next((c.split('"')[1] for c in cell if c.strip().startswith(
+                    "parameter \\MEMID")), None)
+                if memid is not None and memid.lstrip("\\") in marked:
+                    lines = []
+                    for c in cell:
+                        if c.strip().startswith("parameter \\COLLISION_X_MASK"):
+                            head, _, val = c.rstrip("\n").rpartition(" ")
+                            width = int(val.split("'")[0])
+                            if width:
+                                c = f"{head} {width}'{'1' * width}\n"
+                        lines.append(c)
+                    body = "".join(lines)
+                out.append(body)
+                cell = None
+            continue
+        if s.startswith("module "):
+            marked = set()
+        if s.startswith("attribute "):
+            attrs.append(s)
+        elif s.startswith("memory "):
+            if any(a.split()[1] == "\\no_rw_check" and a.split()[-1] != "0" for a in attrs):
+                marked.add(s.split()[-1].lstrip("\\"))
+            attrs = []
+        else:
+            attrs = []
+        if s.startswith("cell $memrd_v2 "):
+            cell = [line]
+            continue
+        out.append(line)
+    return "".join(out)
+
+
 @contextlib.contextmanager
 def _design_dir(design, name: str, workdir):
     """A working directory holding ``top.il`` (a temporary one unless ``workdir`` is given)."""
@@ -78,7 +132,8 @@ def _design_dir(design, name: str, workdir):
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="reneta-synth-"))
         wd = Path(workdir)
         wd.mkdir(parents=True, exist_ok=True)
-        (wd / "top.il").write_text(rtlil.convert(design, name=name, emit_src=False))
+        (wd / "top.il").write_text(rtlil_no_rw_check(
+            rtlil.convert(design, name=name, emit_src=False)))
         yield wd
 
 
