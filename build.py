@@ -283,8 +283,8 @@ def cmd_demo(args) -> int:
     T, n1 = tr.steps, tr.W.shape[1]
     blocks = -(-tr.W.shape[0] // cfg.num_pe)
     dense_beats = blocks * n1 * T             # the same work without skipping, per procedure
-    print("[4/4] synthesis of the full accelerator joins the demo with the top level "
-          "(not built yet)")
+    print("[4/4] gateware simulation (build.py sim --backend pysim) and synthesis join the "
+          "demo with the build flows (issue #6)")
     summary = {
         "accuracy": final.get("test_acc"), "frame_accuracy": final.get("test_frame_acc"),
         "sparsity_dx": final.get("test_sparsity_dx"), "sparsity_dh": final.get("test_sparsity_dh"),

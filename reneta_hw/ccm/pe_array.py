@@ -78,6 +78,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from reneta_hw.config import AcceleratorConfig
+from reneta_hw.numeric.bfloat16 import BFloat16
 from reneta_hw.numeric.format import NumberFormat
 from reneta_hw.numeric.units import make_adder, make_multiplier, make_to_word
 
@@ -130,11 +131,34 @@ def _latency(unit) -> int:
     return unit.latency
 
 
+class _InputRegistered(wiring.Component):
+    """An arithmetic unit with a register on its operands (loaded with ``en``): the
+    unit's interface, ``latency`` one more. The PE array's operand multiplexers then end
+    in a register instead of adding their delay to the unit's first stage."""
+
+    def __init__(self, unit):
+        self.unit = unit
+        self.latency = unit.latency + 1
+        super().__init__({"a": In(unit.in_bits), "b": In(unit.in_bits), "en": In(1),
+                          "o": Out(unit.out_bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = u = self.unit
+        with m.If(self.en):
+            m.d.sync += [u.a.eq(self.a), u.b.eq(self.b)]
+        m.d.comb += [u.en.eq(self.en), self.o.eq(u.o)]
+        return m
+
+
 class PEArray(wiring.Component):
     """``PEArray(cfg)`` or ``PEArray(fmt, num_pe, lmem_depth)``; see the module docstring.
 
     Stage parameters: ``mul_stages``, ``add_stages`` (None: the unit's default),
-    ``to_word_stages`` (default 1: a register between to_word and the activation's index
+    ``add_input_reg`` (a register between the operand multiplexers and every adder, one
+    more cycle of adder latency ``La``; None: on for bfloat16, whose adder's first stage
+    is long, off for fixed point, whose one-cycle adder keeps a single accumulation at
+    full rate), ``to_word_stages`` (default 1: a register between to_word and the activation's index
     logic; None: the unit's default, 0) and ``act_stages`` (1, 2 or 3: the
     `ActivationCore`'s cuts; default 3, so the activation ROM's clock-to-output delay
     ends in a register before the output register's skid multiplexer).
@@ -146,10 +170,11 @@ class PEArray(wiring.Component):
 
     def __init__(self, cfg_or_fmt, num_pe: int | None = None, lmem_depth: int | None = None,
                  *, mul_stages: int | None = None, add_stages: int | None = None,
-                 to_word_stages: int | None = 1, act_stages: int = 3):
+                 add_input_reg: bool | None = None, to_word_stages: int | None = 1,
+                 act_stages: int = 3):
         try:
             self._configure(cfg_or_fmt, num_pe, lmem_depth, mul_stages, add_stages,
-                            to_word_stages, act_stages)
+                            add_input_reg, to_word_stages, act_stages)
         except Exception:
             self._MustUse__silence = True     # never elaborated: no "created but never used"
             raise
@@ -159,7 +184,7 @@ class PEArray(wiring.Component):
         })
 
     def _configure(self, cfg_or_fmt, num_pe, lmem_depth, mul_stages, add_stages,
-                   to_word_stages, act_stages):
+                   add_input_reg, to_word_stages, act_stages):
         if isinstance(cfg_or_fmt, AcceleratorConfig):
             if num_pe is not None or lmem_depth is not None:
                 raise ValueError("PEArray: give either an AcceleratorConfig or "
@@ -183,11 +208,17 @@ class PEArray(wiring.Component):
         self.addr_bits = _addr_bits(lmem_depth)
         self.mul_stages = mul_stages
         self.add_stages = add_stages
+        if add_input_reg is None:
+            add_input_reg = isinstance(fmt, BFloat16)
+        if not isinstance(add_input_reg, bool):
+            raise ValueError(f"PEArray: add_input_reg must be a bool or None, "
+                             f"got {add_input_reg!r}")
+        self.add_input_reg = add_input_reg
         self.to_word_stages = to_word_stages
         self.act_stages = act_stages
         # probe units for their latencies (they validate the stage counts, too)
         Lm, La, Lt = (_latency(make_multiplier(fmt, mul_stages)),
-                      _latency(make_adder(fmt, add_stages)),
+                      _latency(make_adder(fmt, add_stages)) + add_input_reg,
                       _latency(make_to_word(fmt, to_word_stages)))
         self.Lm, self.La, self.Lt, self.Lact = Lm, La, Lt, act_stages
         self.P = max(Lm, 3)                      # lane adder input position
@@ -204,6 +235,10 @@ class PEArray(wiring.Component):
             raise ValueError(f"PEArray: lmem_depth must be at least {need} (the CHAIN skew "
                              f"of {num_pe} lanes with a {La}-stage adder, rounded down to a "
                              f"power of two), got {lmem_depth}")
+
+    def _adder(self):
+        unit = make_adder(self.fmt, self.add_stages)
+        return _InputRegistered(unit) if self.add_input_reg else unit
 
     def elaborate(self, platform):
         m = Module()
@@ -363,7 +398,7 @@ class PEArray(wiring.Component):
         adders = []
         for p in range(Np):
             mul = make_multiplier(fmt, self.mul_stages)
-            add = make_adder(fmt, self.add_stages)
+            add = self._adder()
             m.submodules[f"mul{p}"] = mul
             m.submodules[f"add{p}"] = add
             m.d.comb += [mul.en.eq(en), add.en.eq(en), mul.a.eq(pay.w[p]), mul.b.eq(pay.x[p])]
@@ -395,7 +430,7 @@ class PEArray(wiring.Component):
             adders.append(add)
 
         # --- reduction lane ------------------------------------------------------------------
-        radd = make_adder(fmt, self.add_stages)
+        radd = self._adder()
         m.submodules.radd = radd
         rmem = Memory(shape=unsigned(accb), depth=self.lmem_depth, init=[], attrs=NO_RW_CHECK)
         m.submodules.rmem = rmem
