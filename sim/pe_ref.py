@@ -30,7 +30,9 @@ beats (the gateware's lane memories are the CHAIN skew buffers, so CHAIN beats d
 the PARALLEL partial sums): both are sequencer bugs.
 
 How the golden model's procedures map onto beats (`beats_mxv_sp`, `beats_vxv_sp`,
-`beats_mtxv_sp` build them):
+`beats_mtxv_sp` build these simple orders; any interleaving that keeps each partial
+sum's own order gives the same words, e.g. the sequencer's MxV_SP with non-zero k outer,
+block b inner and ``addr = b``, which avoids back-to-back accumulations on one address):
 
 * ``MxV_SP`` (per block b): one PARALLEL beat per non-zero k of the timestep, in list
   order, ``w = W[b*Np:(b+1)*Np, nzi_k]``, ``x = nzv_k`` on every lane, ``addr = 0``,

@@ -103,7 +103,7 @@ def test_other_table_geometries(fmt, spec):
 @settings(max_examples=6, deadline=None)
 @given(st.lists(st.integers(0, 0xFFFF), min_size=8, max_size=8),
        st.sampled_from([Func.SIGMOID, Func.TANH, Func.RELU, Func.NONE]),
-       st.sampled_from([1, 2, 3]))
+       st.sampled_from([1, 2, 3, 4, 5]))
 def test_hypothesis_bf16_words(words, func, stages):
     funcs = [func]
     assert np.array_equal(run_core(BF, words, funcs, 8, stages),
@@ -146,7 +146,7 @@ def _stream_run(fmt, lanes, stages, beats, stall_in, stall_out, seed):
 
 
 @pytest.mark.parametrize("fmt", [Q88, BF], ids=str)
-@pytest.mark.parametrize("stages", [1, 2, 3])
+@pytest.mark.parametrize("stages", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
 def test_stream_random_stalls(fmt, stages, stall):
     rng = np.random.default_rng(stages)
@@ -161,7 +161,7 @@ def test_stream_random_stalls(fmt, stages, stall):
 def test_one_beat_per_cycle():
     """Without stalls: inputs accepted on consecutive cycles, outputs `latency` later."""
     fmt, lanes = Q88, 4
-    for stages in (1, 2, 3):
+    for stages in (1, 2, 3, 4, 5):
         dut = ActivationUnit(fmt, lanes, stages)
         rng = np.random.default_rng(0)
         beats = [{"data": [int(v) for v in rng.integers(0, 1 << 16, lanes)],
@@ -208,7 +208,7 @@ def test_parameter_errors():
     with pytest.raises(ValueError, match="lanes"):
         ActivationUnit(Q88, 0)
     with pytest.raises(ValueError, match="stages"):
-        ActivationUnit(Q88, 2, stages=4)
+        ActivationUnit(Q88, 2, stages=6)
     with pytest.raises(ValueError, match="lanes_per_rom"):
         ActivationCore(Q88, 2, lanes_per_rom=3)
     with pytest.raises(ValueError, match="spec"):

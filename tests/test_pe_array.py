@@ -298,7 +298,7 @@ def test_hazard_and_mode_change_cost():
 @pytest.mark.parametrize("num_pe", [4, 8])
 def test_random_beats_long(fmt, num_pe):
     rng = np.random.default_rng(num_pe)
-    dut = PEArray(fmt, num_pe, 32)
+    dut = PEArray(fmt, num_pe, 64)
     beats = random_beats(fmt, rng, num_pe, 400, n_addr=6)
     got, exp = run_pe(dut, beats, 0.3, 0.3, seed=num_pe)
     assert got == exp
@@ -336,6 +336,6 @@ def test_config_and_parameter_errors():
     with pytest.raises(ValueError, match="lmem_depth"):
         PEArray(BF32, 16, 16)          # the CHAIN skew needs 15 * La entries
     with pytest.raises(ValueError, match="act_stages"):
-        PEArray(Q88, 2, 8, act_stages=4)
+        PEArray(Q88, 2, 8, act_stages=6)
     with pytest.raises(TypeError, match="NumberFormat"):
         PEArray("Q8.8", 2, 8)

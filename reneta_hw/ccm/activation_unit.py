@@ -38,10 +38,12 @@ attribute), for embedding in a stall-everything pipeline such as the PE array's 
 
 Pipeline cuts (``stages``): 1 = the ROM's synchronous read only (index logic in front of
 it, result mux behind it, both combinational); 2 = plus a register on the ROM address
-(the index logic gets its own cycle); 3 = plus an output register after the result mux.
-Defaults: 2 for the core (its user registers the result, as the PE array does), 3 for
-the stream unit (a registered output: the block RAM's clock-to-output delay plus the
-result mux then end in a register, not in the consumer's logic).
+(the index logic gets its own cycle); 3 = plus an output register after the result mux;
+4 = plus a register half way through the index logic (bfloat16: after the exponent is
+decoded into shift amounts); 5 = plus a register right behind the ROM (an ECP5 block
+RAM's clock-to-output is ~4.3 ns: the result mux then gets its own cycle). Defaults: 2 for the core (its user registers the result),
+3 for the stream unit (a registered output: the block RAM's clock-to-output delay plus
+the result mux then end in a register, not in the consumer's logic).
 """
 
 from __future__ import annotations
@@ -65,9 +67,17 @@ __all__ = ["ActivationCore", "ActivationUnit", "activation_index_hw", "activatio
 FUNC_BITS = 2
 
 
-def activation_index_hw(fmt: NumberFormat, spec: ActivationSpec, word):
+def activation_index_hw(m: Module, fmt: NumberFormat, spec: ActivationSpec, word,
+                        cut=None, name: str = "act"):
     """The ROM address of ``word`` (an Amaranth value of ``word_bits``), bit-exact with
-    `reneta_hw.numeric.activation.activation_index`. Combinational."""
+    `reneta_hw.numeric.activation.activation_index`; adds its logic to ``m``.
+
+    ``cut(*values)`` is applied to the intermediate values half way (bfloat16: after the
+    exponent is decoded into shift amounts and flags), so a caller can register them;
+    default: combinational."""
+    if cut is None:
+        def cut(*values):
+            return values
     tb = spec.table_bits
     half = 1 << (tb - 1)
     if isinstance(fmt, FixedPoint):
@@ -84,44 +94,38 @@ def activation_index_hw(fmt: NumberFormat, spec: ActivationSpec, word):
         else:
             c = word[:top + 1]
         bits = c[d:top + 1]                      # tb bits
-        return Cat(bits[:tb - 1], ~bits[tb - 1])
+        idx, = cut(Cat(bits[:tb - 1], ~bits[tb - 1]))
+        return idx
     if isinstance(fmt, BFloat16):
+        p = BF16.p
         sign = word[15]
         exp = word[BF16.frac_bits:15]
-        m = Cat(word[:BF16.frac_bits], Const(1, 1))          # 8-bit significand
-        p = BF16.p
+        man = Cat(word[:BF16.frac_bits], Const(1, 1))        # 8-bit significand
         zero = exp == 0
         inf = exp == EXP_MAX
-        # |x| / h = m * 2**sh
-        sh = exp - (BIAS + BF16.frac_bits + spec.step_log2)      # unsigned - int: signed
-        # m << left >= 2**(p-1+left) >= half once left >= tb - p: saturated anyway
+        # |x| / h = man * 2**sh with sh = exp - c0; decoded by comparing exp with constants
+        c0 = BIAS + BF16.frac_bits + spec.step_log2
+        # man << left >= 2**(p-1+left) >= half once left >= tb - p: saturated anyway
         lmax = max(0, tb - p)
-        over = sh > lmax
-        left = Mux(sh > 0, sh, 0)          # 0 .. lmax once "over" is excluded
-        rmax = p + 1
-        right = Mux(sh < -rmax, rmax, Mux(sh < 0, -sh, 0))
-        left_s = Signal(range(lmax + 1), name="act_left")
-        right_s = Signal(range(rmax + 1), name="act_right")
-        shifted = Signal(p + lmax + 1)
-        mag_full = Signal(p + lmax + 1)
-        stmts = [left_s.eq(Mux(over, lmax, left)), right_s.eq(right),
-                 shifted.eq((m << left_s) + ((Const(1, rmax + 2) << right_s) >> 1)),
-                 mag_full.eq(shifted >> right_s)]
-        mag = Mux(zero, 0, Mux(inf | over | (mag_full >= half), half, mag_full))
-        mag = mag[:tb]
+        rmax = p + 1                             # shifting right by p+1 clears man
+        over = exp > c0 + lmax
+        left = Signal(range(lmax + 1), name=f"{name}_left")
+        right = Signal(range(rmax + 1), name=f"{name}_right")
+        m.d.comb += [
+            left.eq(Mux(exp > c0, (exp - c0)[:len(left)], 0)),
+            right.eq(Mux(exp >= c0, 0, Mux(exp < c0 - rmax, rmax, (c0 - exp)[:len(right)]))),
+        ]
+        sign, zero, sat, man, left, right = cut(sign, zero, inf | over, man, left, right)
+        shifted = Signal(p + lmax + 1, name=f"{name}_shifted")
+        mag_full = Signal(p + lmax + 1, name=f"{name}_mag")
+        m.d.comb += [
+            shifted.eq((man << left) + ((Const(1, rmax + 2) << right) >> 1)),  # + half LSB
+            mag_full.eq(shifted >> right),
+        ]
+        mag = Mux(zero, 0, Mux(sat | (mag_full >= half), half, mag_full))[:tb]
         pos = Mux(mag == half, half - 1, mag)
-        idx = Mux(sign, half - mag, half + pos)
-        return idx[:tb], stmts
+        return Mux(sign, half - mag, half + pos)[:tb]
     raise TypeError(f"activation: unsupported number format {fmt!r}")
-
-
-def _index(m: Module, fmt, spec, word):
-    r = activation_index_hw(fmt, spec, word)
-    if isinstance(r, tuple):
-        idx, stmts = r
-        m.d.comb += stmts
-        return idx
-    return r
 
 
 def activation_rom_init(fmt: NumberFormat, spec: ActivationSpec | None = None) -> list:
@@ -154,8 +158,8 @@ def _validate(fmt, lanes, stages, lanes_per_rom, spec, who):
                         f"got {fmt!r}")
     if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
         raise ValueError(f"{who}: lanes must be a positive integer, got {lanes!r}")
-    if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= 3:
-        raise ValueError(f"{who}: stages must be 1, 2 or 3, got {stages!r}")
+    if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= 5:
+        raise ValueError(f"{who}: stages must be 1 .. 5, got {stages!r}")
     if lanes_per_rom not in (1, 2):
         raise ValueError(f"{who}: lanes_per_rom must be 1 or 2, got {lanes_per_rom!r}")
     try:
@@ -199,14 +203,24 @@ class ActivationCore(wiring.Component):
                 m.d.sync += r.eq(v)
             return r
 
-        # stage 0: index (and the words/func that travel beside it)
+        # stage 0: index (and the words/func that travel beside it); stages=4 registers
+        # the index logic half way
+        def mid(*values):
+            if self.stages < 4:
+                return values
+            return tuple(reg(v, f"mid_{k}") for k, v in enumerate(values))
+
         func0 = self.func
         words0 = [self.a[i] for i in range(self.lanes)]
         idx0 = []
         for i in range(self.lanes):
             idx = Signal(self.spec.table_bits, name=f"idx{i}")
-            m.d.comb += idx.eq(_index(m, fmt, self.spec, words0[i]))
+            m.d.comb += idx.eq(activation_index_hw(m, fmt, self.spec, words0[i], mid,
+                                                   f"act{i}"))
             idx0.append(idx)
+        if self.stages >= 4:
+            func0 = reg(func0, "func_m")
+            words0 = [reg(w, f"word_m{i}") for i, w in enumerate(words0)]
         if self.stages >= 2:
             func1 = reg(func0, "func_a")
             words1 = [reg(w, f"word_a{i}") for i, w in enumerate(words0)]
@@ -229,6 +243,10 @@ class ActivationCore(wiring.Component):
                 port = mem.read_port(domain="sync")
                 m.d.comb += [port.addr.eq(Cat(idx1[i], func1[0])), port.en.eq(en)]
                 rom_data.append(port.data)
+        if self.stages >= 5:            # the ROM output straight into a register
+            rom_data = [reg(d, f"rom_q{i}") for i, d in enumerate(rom_data)]
+            func2 = reg(func2, "func_c")
+            words2 = [reg(w, f"word_c{i}") for i, w in enumerate(words2)]
 
         # result mux
         res = []

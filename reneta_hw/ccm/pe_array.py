@@ -20,8 +20,8 @@ Input stream ``i``, one beat per cycle (`pe_in_layout`)::
 
 * ``PARALLEL``, lane p: ``acc[addr][p] = (first ? +0 : acc[addr][p]) ⊕ (w_p ⊗ x_p)``;
   on ``last`` the output carries ``apply_func(to_word(acc[addr][p]))`` in every lane p.
-* ``CHAIN`` (MTxV): ``s = (((+0 ⊕ w0⊗x0) ⊕ w1⊗x1) ... ⊕ w(Np-1)⊗x(Np-1))`` left to right
-  through the lane adders (a skewed pipeline, still one beat per cycle), then the
+* ``CHAIN`` (MTxV): ``s = (((+0 ⊕ w0⊗x0) ⊕ w1⊗x1) ... ⊕ w(Np-1)⊗x(Np-1))`` left to
+  right through the lane adders (a skewed pipeline, still one beat per cycle), then the
   reduction lane ``racc[addr] = (first ? +0 : racc[addr]) ⊕ s``; on ``last`` the output
   carries ``apply_func(to_word(racc[addr]))`` in lane 0 and 0 in the other lanes.
 
@@ -61,12 +61,14 @@ are inserted) until it is ``La`` advances behind. At ``La + 1`` to ``La + 3`` ad
 partial sum is forwarded into the operand register from the adder output (or its copies
 one and two advances later), at exactly ``La`` it is fed from the adder output straight
 back to the adder input; further apart the memory read sees it. Cost: back-to-back
-accumulations onto one address run at one beat per ``La`` cycles (fixed point default
-``La = 1``: no cost; bfloat16: 1/2 (bf16 accumulator) or 1/3 (fp32) of the rate;
-independent addresses, or ``first`` beats: no cost; a sequencer can interleave blocks
-on different addresses to keep the rate). A beat of the other mode waits until the array has drained
-(``latency_parallel`` or ``latency_chain`` cycles after the last beat of the previous
-mode), once per change.
+accumulations onto one address run at one beat per ``La`` cycles. Defaults: fixed point
+``La = 1`` (no cost); bfloat16 ``La = 3`` (bf16 accumulator) or ``La = 5`` (fp32: a
+4-stage adder plus the operand register, for 100 MHz). Independent addresses and
+``first`` beats cost nothing, so a sequencer that interleaves accumulations (MxV_SP:
+address = block; MTxV_SP: address = non-zero mod a few slots) keeps one beat per cycle
+whenever it has at least ``La`` of them in flight. A beat of the other mode waits until
+the array has drained (``latency_parallel`` or ``latency_chain`` cycles after the last
+beat of the previous mode), once per change.
 """
 
 from __future__ import annotations
@@ -154,14 +156,17 @@ class _InputRegistered(wiring.Component):
 class PEArray(wiring.Component):
     """``PEArray(cfg)`` or ``PEArray(fmt, num_pe, lmem_depth)``; see the module docstring.
 
-    Stage parameters: ``mul_stages``, ``add_stages`` (None: the unit's default),
-    ``add_input_reg`` (a register between the operand multiplexers and every adder, one
-    more cycle of adder latency ``La``; None: on for bfloat16, whose adder's first stage
-    is long, off for fixed point, whose one-cycle adder keeps a single accumulation at
-    full rate), ``to_word_stages`` (default 1: a register between to_word and the activation's index
-    logic; None: the unit's default, 0) and ``act_stages`` (1, 2 or 3: the
-    `ActivationCore`'s cuts; default 3, so the activation ROM's clock-to-output delay
-    ends in a register before the output register's skid multiplexer).
+    Stage parameters (the defaults reach the Fmax targets on ECP5-85F speed 8, see
+    `reneta_hw.ccm.report`): ``mul_stages`` (None: the unit's default), ``add_stages``
+    (None: the unit's default; 4 for a bfloat16/fp32 accumulator), ``add_input_reg`` (a
+    register between the operand multiplexers and every adder, one more cycle of adder
+    latency ``La``; None: on for bfloat16, whose adder's first stage is long, off for
+    fixed point, whose one-cycle adder keeps a single accumulation at full rate),
+    ``to_word_stages`` (default 1: a register between to_word and the activation's index
+    logic; None: the unit's default, 0) and ``act_stages`` (1 .. 5: the
+    `ActivationCore`'s cuts; None: 3 for fixed point, so the activation ROM's
+    clock-to-output delay ends in a register before the output register's skid
+    multiplexer, 4 for bfloat16, whose index logic gets two cycles).
 
     Attributes: ``latency_parallel`` / ``latency_chain``: cycles from the acceptance of a
     ``last`` beat to its result being valid on ``o`` (no stalls); ``hazard_window``
@@ -171,7 +176,7 @@ class PEArray(wiring.Component):
     def __init__(self, cfg_or_fmt, num_pe: int | None = None, lmem_depth: int | None = None,
                  *, mul_stages: int | None = None, add_stages: int | None = None,
                  add_input_reg: bool | None = None, to_word_stages: int | None = 1,
-                 act_stages: int = 3):
+                 act_stages: int | None = None):
         try:
             self._configure(cfg_or_fmt, num_pe, lmem_depth, mul_stages, add_stages,
                             add_input_reg, to_word_stages, act_stages)
@@ -200,8 +205,13 @@ class PEArray(wiring.Component):
                 raise ValueError(f"PEArray: {name} must be an integer >= {lo}, got {v!r}")
         if num_pe > 64:
             raise ValueError(f"PEArray: num_pe must be at most 64, got {num_pe}")
-        if act_stages not in (1, 2, 3):
-            raise ValueError(f"PEArray: act_stages must be 1, 2 or 3, got {act_stages!r}")
+        bf = isinstance(fmt, BFloat16)
+        if act_stages is None:
+            act_stages = 4 if bf else 3
+        if act_stages not in (1, 2, 3, 4, 5):
+            raise ValueError(f"PEArray: act_stages must be 1 .. 5, got {act_stages!r}")
+        if add_stages is None and bf and fmt.accumulate == "fp32":
+            add_stages = 4
         self.fmt = fmt
         self.num_pe = num_pe
         self.lmem_depth = lmem_depth
@@ -209,7 +219,7 @@ class PEArray(wiring.Component):
         self.mul_stages = mul_stages
         self.add_stages = add_stages
         if add_input_reg is None:
-            add_input_reg = isinstance(fmt, BFloat16)
+            add_input_reg = bf
         if not isinstance(add_input_reg, bool):
             raise ValueError(f"PEArray: add_input_reg must be a bool or None, "
                              f"got {add_input_reg!r}")
