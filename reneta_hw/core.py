@@ -26,13 +26,17 @@ Backdoors for simulation: ``smem_memories`` (one `Memory` per bank; SMEM row r i
 
 Instruction overlap: an instruction is accepted as soon as the sequencer can take it,
 unless it reads a memory range an in-flight (or not yet acknowledged) instruction writes:
-then it waits until the core is idle. The ranges compared are the operand-0 and dense
-operand-1 ranges of `reneta_hw.isa.region_rows`; the non-zero lists are taken as reaching
-from their base rows to the end of SMEM (their extent is only known from the SPM).
+then it waits until the core is idle. `reneta_hw.ipm.hazard.HazardCheck` compares exact
+ranges: operand 0 and the dense operand 1 (`reneta_hw.isa.region_rows`) and the non-zero
+lists' rows, read from their SPM descriptors (a second SPM read port). A ``DELTA``
+(`reneta_hw.opm.delta_proc.DeltaProc`) is accepted only when the core is idle, and nothing
+is accepted while it runs: its lists and descriptors need no written-range tracking.
 
 Errors (``error_code``, sticky until ``error_clear``): 1 = a non-zero index >= n1 (the
 element is computed with index 0 so the instruction still finishes), 2 = a DRAM bus error
-(read or write response). Repeated indices are not detected.
+(read or write response), 3 = a DELTA list row past the end of SMEM
+(`reneta_hw.opm.delta_proc`), 4 = an index repeated within one non-zero list
+(`reneta_hw.ipm.dup_index`; the instruction still finishes).
 """
 
 from __future__ import annotations
@@ -49,11 +53,14 @@ from reneta_hw.bus.axi_write import AxiWriteMaster
 from reneta_hw.ccm.pe_array import PEArray
 from reneta_hw.config import AcceleratorConfig
 from reneta_hw.ipm.dmx import DMX
+from reneta_hw.ipm.hazard import HazardCheck
 from reneta_hw.ipm.list_reader import ListReader, list_job_layout
 from reneta_hw.ipm.sequencer import Sequencer, beat_layout, wb_layout
 from reneta_hw.isa import Proc, descriptor_layout, instruction_layout
 from reneta_hw.mem.fifo import StreamFIFO
 from reneta_hw.mem.smem import SharedMemory, smem_host_signature
+from reneta_hw.ipm.dup_index import DuplicateIndexMonitor
+from reneta_hw.opm.delta_proc import DeltaProc
 from reneta_hw.opm.writeback import WriteBack
 
 __all__ = ["RenetaCore", "event_layout", "spm_host_signature", "ErrorCode"]
@@ -64,6 +71,7 @@ class ErrorCode:
     BAD_INDEX = 1
     BUS = 2
     RANGE = 3
+    DUPLICATE = 4
 
 
 def event_layout() -> data.StructLayout:
@@ -113,8 +121,8 @@ class RenetaCore(wiring.Component):
             raise ValueError(f"RenetaCore: operand_depth must be an integer >= 2, got "
                              f"{operand_depth!r}")
         self.operand_depth = operand_depth
-        self._smem = SharedMemory(cfg, read_ports=4,
-                                  resp_depth=[8, 8, operand_depth, operand_depth])
+        self._smem = SharedMemory(cfg, read_ports=5,
+                                  resp_depth=[8, 8, operand_depth, operand_depth, 8])
         self.smem_memories = self._smem.smem_memories
         self.spm_memory = Memory(shape=unsigned(descriptor_layout(cfg).size),
                                  depth=cfg.spm_depth, init=[])
@@ -146,8 +154,12 @@ class RenetaCore(wiring.Component):
         m.submodules.spm = spm = self.spm_memory
         spm_w = spm.write_port()
         spm_r = spm.read_port(domain="sync")
-        m.d.comb += [spm_w.addr.eq(self.spm_host.addr), spm_w.data.eq(self.spm_host.wdata),
-                     spm_w.en.eq(self.spm_host.we)]
+        # DELTA (`reneta_hw.opm.delta_proc`) writes descriptors only while the core is busy,
+        # the host only while it is idle: a plain multiplexer
+        m.submodules.delta = dp = DeltaProc(cfg)
+        m.d.comb += [spm_w.addr.eq(Mux(dp.spm_we, dp.spm_waddr, self.spm_host.addr)),
+                     spm_w.data.eq(Mux(dp.spm_we, dp.spm_wdata, self.spm_host.wdata)),
+                     spm_w.en.eq(self.spm_host.we | dp.spm_we)]
         spm_host_q = Signal()
         spm_held = Signal.like(self.spm_host.rdata)
         m.d.sync += spm_host_q.eq(self.spm_host.re)
@@ -162,7 +174,7 @@ class RenetaCore(wiring.Component):
         m.submodules.pe = pe = PEArray(cfg)
         m.submodules.wb = wb = WriteBack(cfg)
         # the sub-blocks of the last elaboration, for simulation probes (debugging only)
-        self._blocks = dict(lists=lists, seq=seq, dmx=dmx, pe=pe, wb=wb)
+        self._blocks = dict(lists=lists, seq=seq, dmx=dmx, pe=pe, wb=wb, delta=dp)
         m.submodules.rd = rd = AxiReadMaster(
             cfg.axi_data_width, cfg.axi_addr_width, cfg.axi_id_width, row_bytes=cfg.row_bytes,
             max_burst=1, max_outstanding=self.dram_outstanding, max_rows=1)
@@ -176,8 +188,10 @@ class RenetaCore(wiring.Component):
 
         # SPM read port: host first, else the list reader
         m.d.comb += [
-            spm_r.addr.eq(Mux(self.spm_host.re, self.spm_host.addr, lists.spm_addr)),
-            spm_r.en.eq(self.spm_host.re | lists.spm_en),
+            spm_r.addr.eq(Mux(self.spm_host.re, self.spm_host.addr,
+                              Mux(dp.spm_re, dp.spm_raddr, lists.spm_addr))),
+            spm_r.en.eq(self.spm_host.re | lists.spm_en | dp.spm_re),
+            dp.spm_rdata.eq(spm_r.data),
             lists.spm_data.eq(spm_r.data),
         ]
         wiring.connect(m, lists.idx_req, smem.rreq[0])
@@ -185,6 +199,10 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, lists.val_req, smem.rreq[1])
         wiring.connect(m, smem.rresp[1], lists.val_resp)
         wiring.connect(m, lists.el, seq.el)
+        m.submodules.dup = dup = DuplicateIndexMonitor(cfg)
+        m.d.comb += [dup.valid.eq(lists.el.valid & lists.el.ready),
+                     dup.nzi.eq(lists.el.payload.nzi), dup.first.eq(lists.el.payload.first),
+                     dup.empty.eq(lists.el.payload.empty), dup.bad.eq(lists.el.payload.bad)]
 
         def fifo(name, shape, depth, buffered=True):
             f = StreamFIFO(shape, depth, buffered=buffered)
@@ -204,96 +222,66 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, wb_q.o, wb.wb)
         wiring.connect(m, seq.dreq, dreq_q.i)
         m.d.comb += [
-            rd.req.valid.eq(dreq_q.o.valid), rd.req.payload.addr.eq(dreq_q.o.payload),
-            rd.req.payload.rows.eq(1), dreq_q.o.ready.eq(rd.req.ready),
+            rd.req.valid.eq(dreq_q.o.valid | dp.dreq.valid),
+            rd.req.payload.addr.eq(Mux(dp.busy, dp.dreq.payload, dreq_q.o.payload)),
+            rd.req.payload.rows.eq(1), dreq_q.o.ready.eq(rd.req.ready & ~dp.busy),
+            dp.dreq.ready.eq(rd.req.ready & dp.busy),
         ]
         wiring.connect(m, seq.sreq, sreq_q.i)
         wiring.connect(m, sreq_q.o, smem.rreq[2])
         wiring.connect(m, seq.xreq, xreq_q.i)
         wiring.connect(m, xreq_q.o, smem.rreq[3])
-        wiring.connect(m, rd.data, dmx.drow)
+        # DRAM rows go to the DELTA engine while it runs (it runs alone), else to the DMX
+        m.d.comb += [dmx.drow.valid.eq(rd.data.valid & ~dp.busy), dmx.drow.payload.eq(rd.data.payload),
+                     dp.drow.valid.eq(rd.data.valid & dp.busy), dp.drow.payload.eq(rd.data.payload),
+                     rd.data.ready.eq(Mux(dp.busy, dp.drow.ready, dmx.drow.ready))]
+        wiring.connect(m, dp.sreq, smem.rreq[4])
+        wiring.connect(m, smem.rresp[4], dp.srow)
         wiring.connect(m, smem.rresp[2], dmx.srow)
         wiring.connect(m, smem.rresp[3], dmx.xrow)
         wiring.connect(m, dmx.o, pe.i)
         wiring.connect(m, pe.o, wb.res)
-        wiring.connect(m, wb.smem_w, smem.wreq)
+        m.d.comb += [smem.wreq.valid.eq(wb.smem_w.valid | dp.smem_w.valid),
+                     smem.wreq.payload.eq(Mux(wb.smem_w.valid, wb.smem_w.payload,
+                                              dp.smem_w.payload)),
+                     wb.smem_w.ready.eq(smem.wreq.ready),
+                     dp.smem_w.ready.eq(smem.wreq.ready & ~wb.smem_w.valid)]
         wiring.connect(m, wb.dreq, wreq_q.i)
         wiring.connect(m, wreq_q.o, wr.req)
         wiring.connect(m, wb.ddata, wdat_q.i)
         wiring.connect(m, wdat_q.o, wr.data)
 
         # --- instruction intake: hazard check, list jobs ----------------------------------
-        ins = self.instr.payload
+        # exact read-after-write check with its own SPM read port (`reneta_hw.ipm.hazard`)
+        m.submodules.hazard = hz = HazardCheck(cfg)
+        spm_hz = spm.read_port(domain="sync")
+        m.d.comb += [spm_hz.addr.eq(hz.spm_addr), spm_hz.en.eq(hz.spm_en),
+                     hz.spm_data.eq(spm_hz.data)]
+        wiring.connect(m, wiring.flipped(self.instr), hz.i)
+        ins = hz.o.payload
         p = ins.proc
         is_sparse = (p == Proc.MxV_SP) | (p == Proc.MTxV_SP) | (p == Proc.VXV_SP)
-        blocks = Mux((p == Proc.MTxV_SP) | (p == Proc.MTxV), ins.cnt1, ins.cnt2) + 1
-        ts_op0 = (p == Proc.VXV_SP) | (p == Proc.VXV)
-        op0_rows = blocks * Mux(ts_op0, ins.nt, ins.n1)
-        n_in = Mux(p == Proc.MxV, ins.cnt1, ins.cnt0) + 1
-        op1_dense = (p == Proc.MxV) | (p == Proc.VXV)
-        op1_ts = (p == Proc.MTxV) | (p == Proc.MTxV_SP)
-        op1_rows = Mux(op1_dense, ((n_in + Np - 1) >> cfg.lane_bits) * ins.nt,
-                       blocks * ins.nt)
-        dst_rows = Mux((p == Proc.MxV_SP) | (p == Proc.MxV), blocks * ins.nt,
-                       Mux(op1_ts, ((ins.n1 + Np - 1) >> cfg.lane_bits) * ins.nt,
-                           blocks * ins.n1))
-
         in_flight = Signal(range(64))
-        w_smem = Signal()
-        w_smem_lo = Signal(sa + 1)
-        w_smem_hi = Signal(sa + 2)
-        w_dram = Signal()
-        w_dram_lo = Signal(cfg.axi_addr_width + 1)
-        w_dram_hi = Signal(cfg.axi_addr_width + 2)
-        depth = cfg.smem_depth
-
-        def ov(lo, hi, wlo, whi):
-            return (lo < whi) & (wlo < hi)
-
-        r_smem_hit = (
-            (ins.src0 & ov(ins.smem_op0, ins.smem_op0 + op0_rows, w_smem_lo, w_smem_hi))
-            | ((op1_dense | op1_ts) & ov(ins.smem_op1, ins.smem_op1 + op1_rows,
-                                         w_smem_lo, w_smem_hi))
-            | (is_sparse & ov(ins.smem_nzl, depth, w_smem_lo, w_smem_hi))
-            | (((p == Proc.MxV_SP) | (p == Proc.VXV_SP))
-               & ov(ins.smem_op1, depth, w_smem_lo, w_smem_hi)))
-        r_dram_hit = ~ins.src0 & (p != Proc.IDLE) & ov(
-            ins.dram_op0, ins.dram_op0 + (op0_rows << rs), w_dram_lo, w_dram_hi)
-        hazard = Signal()
-        m.d.comb += hazard.eq((w_smem & r_smem_hit) | (w_dram & r_dram_hit))
 
         ins_q = fifo("ins_q", instruction_layout(cfg), 2, buffered=False)
         job_q = fifo("job_q", instruction_layout(cfg), 4, buffered=False)
         accept = Signal()
+        idle = Signal()
         m.d.comb += [
-            self.instr.ready.eq(~hazard & ins_q.i.ready & job_q.i.ready
-                                & (in_flight < 60)),
-            accept.eq(self.instr.valid & self.instr.ready),
-            ins_q.i.valid.eq(accept), ins_q.i.payload.eq(ins),
+            # DELTA: accepted only when the core is idle, and nothing while it runs
+            hz.o.ready.eq(Mux(p == Proc.DELTA, idle & dp.instr.ready,
+                              ins_q.i.ready & job_q.i.ready & (in_flight < 60) & ~dp.busy)),
+            accept.eq(hz.o.valid & hz.o.ready),
+            ins_q.i.valid.eq(accept & (p != Proc.DELTA)), ins_q.i.payload.eq(ins),
             job_q.i.valid.eq(accept & is_sparse), job_q.i.payload.eq(ins),
+            dp.instr.valid.eq(accept & (p == Proc.DELTA)), dp.instr.payload.eq(ins),
         ]
         wiring.connect(m, ins_q.o, seq.instr)
 
-        idle = Signal()
-        m.d.comb += idle.eq((in_flight == 0) & wr.idle & rd.idle & (wreq_q.level == 0)
+        m.d.comb += idle.eq((in_flight == 0) & ~dp.busy & wr.idle & rd.idle & (wreq_q.level == 0)
                             & (wdat_q.level == 0))
-        m.d.sync += in_flight.eq(in_flight + accept - wb.retired)
-        with m.If(idle & ~accept):
-            m.d.sync += [w_smem.eq(0), w_dram.eq(0)]
-        with m.If(accept & ins.dst0 & (p != Proc.IDLE)):
-            lo, hi = ins.smem_dst, ins.smem_dst + dst_rows
-            m.d.sync += [
-                w_smem.eq(1),
-                w_smem_lo.eq(Mux(w_smem & (w_smem_lo < lo), w_smem_lo, lo)),
-                w_smem_hi.eq(Mux(w_smem & (w_smem_hi > hi), w_smem_hi, hi)),
-            ]
-        with m.If(accept & ins.dst1 & (p != Proc.IDLE)):
-            lo, hi = ins.dram_dst, ins.dram_dst + (dst_rows << rs)
-            m.d.sync += [
-                w_dram.eq(1),
-                w_dram_lo.eq(Mux(w_dram & (w_dram_lo < lo), w_dram_lo, lo)),
-                w_dram_hi.eq(Mux(w_dram & (w_dram_hi > hi), w_dram_hi, hi)),
-            ]
+        m.d.sync += in_flight.eq(in_flight + (accept & (p != Proc.DELTA)) - wb.retired)
+        m.d.comb += hz.idle.eq(idle)
 
         # list jobs: one per sparse list the sequencer will walk, in its order
         jb = Signal(cfg.cnt_bits)
@@ -317,7 +305,7 @@ class RenetaCore(wiring.Component):
                 m.d.sync += jt.eq(jt + 1)
 
         # --- status, errors, events ---------------------------------------------------------
-        m.d.comb += [self.idle.eq(idle), self.retired.eq(wb.retired),
+        m.d.comb += [self.idle.eq(idle), self.retired.eq(wb.retired | dp.done),
                      rd.error_clear.eq(self.error_clear), wr.error_clear.eq(self.error_clear)]
         with m.If(self.error_clear):
             m.d.sync += [self.error.eq(0), self.error_code.eq(0)]
@@ -326,13 +314,17 @@ class RenetaCore(wiring.Component):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.BAD_INDEX)]
             with m.Elif(rd.error | wr.error):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.BUS)]
+            with m.Elif(dp.error):
+                m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.RANGE)]
+            with m.Elif(dup.error):
+                m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.DUPLICATE)]
         ev = self.events
         m.d.comb += [
             ev.busy.eq(~idle),
             ev.mac_beat.eq(pe.i.valid & pe.i.ready & ~pe.i.payload.zero),
             ev.stall_dram.eq(dmx.stall_dram),
             ev.stall_smem.eq(dmx.stall_smem),
-            ev.stall_hazard.eq(self.instr.valid & hazard),
+            ev.stall_hazard.eq(hz.stall),
             ev.stall_out.eq((pe.i.valid & ~pe.i.ready) | wb.stall),
         ]
         return m
@@ -350,7 +342,7 @@ def report_blocks(cfg: AcceleratorConfig | None = None):
         ("Sequencer", lambda: Sequencer(cfg)),
         ("DMX", lambda: _DMX(cfg)),
         ("WriteBack", lambda: _WB(cfg)),
-        ("SharedMemory", lambda: SharedMemory(cfg, read_ports=4)),
+        ("SharedMemory", lambda: SharedMemory(cfg, read_ports=5)),
         ("RenetaCore", lambda: RenetaCore(cfg)),
     ]
 

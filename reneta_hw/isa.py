@@ -38,6 +38,19 @@ Memory layouts (Np = ``num_pe``; "row" = Np words; DRAM rows are ``row_bytes`` a
   the values. A count of 0 is legal.
 
 What each procedure computes is written down, with its summation order, in `sim.golden`.
+
+``DELTA`` (delta encoding on the machine) reuses the fields: the source time series (``n1``
+elements, row stride ``nt``) at ``smem_op0`` (``src0 = 1``) or ``dram_op0`` (``src0 = 0``);
+timesteps ``t .. t + cnt0`` are encoded; θ is the low ``word_bits`` of ``dram_dst`` (a
+field, not a register, so one program can encode x and h, or several layers, with their own
+thresholds and run unattended from DRAM; DELTA writes no DRAM result, ``dst0 = dst1 = 0``);
+``cnt2`` picks one of `DELTA_XHAT_REGIONS` x̂ regions in the encoder's memory (e.g. x and h
+of a layer). The index list goes to ``smem_nzl``, the value (Δ) list to ``smem_op1``,
+timestep t's descriptor to SPM ``spm_addr + t``: exactly the operands a later ``MxV_SP`` /
+``MTxV_SP`` / ``VXV_SP`` with the same ``smem_nzl``/``smem_op1``/``spm_addr`` reads. With
+``t = 0`` the sequence starts: x̂ is taken as +0 words and the lists start at row 0, lane 0
+(relative to the bases); with ``t > 0`` x̂ is the region's state left by the previous
+DELTA on it and the lists continue after the list of timestep ``t - 1`` (its SPM descriptor).
 """
 
 from __future__ import annotations
@@ -56,6 +69,7 @@ __all__ = [
     "Proc", "Func", "Instruction", "IllegalInstruction", "instruction_layout",
     "descriptor_layout", "encode", "decode", "to_words", "from_words", "words_per_instruction",
     "pack_descriptor", "unpack_descriptor", "check", "Assembler", "disassemble",
+    "DELTA_XHAT_REGIONS", "delta_theta", "delta_blocks",
 ]
 
 
@@ -67,8 +81,11 @@ class Proc(enum.Enum, shape=4):
     MxV_SP = 4
     MTxV_SP = 5
     VXV_SP = 6
+    DELTA = 7
 
 
+#: x̂ regions of the machine's delta encoder (each ``max_n`` words): DELTA's ``cnt2``
+DELTA_XHAT_REGIONS = 4
 SPARSE_PROCS = (Proc.MxV_SP, Proc.MTxV_SP, Proc.VXV_SP)
 COMPUTE_PROCS = (Proc.MxV, Proc.MTxV, Proc.VXV) + SPARSE_PROCS
 
@@ -247,7 +264,44 @@ def loop_sizes(ins: Instruction) -> dict:
         return {"blocks": ins.cnt1 + 1, "n_in": ins.cnt2 + 1, "steps": ins.cnt0 + 1}
     if p == Proc.VXV:
         return {"blocks": ins.cnt2 + 1, "n_in": ins.cnt0 + 1, "steps": ins.cnt1 + 1}
+    if p == Proc.DELTA:
+        return {"steps": ins.cnt0 + 1}
     return {}
+
+
+def delta_theta(cfg: AcceleratorConfig, ins: Instruction) -> int:
+    """DELTA's threshold word θ (the low ``word_bits`` of ``dram_dst``)."""
+    return ins.dram_dst & cfg.fmt.word_mask
+
+
+def delta_blocks(cfg: AcceleratorConfig, ins: Instruction) -> int:
+    """Rows (beats of ``num_pe`` words) of one DELTA source vector of ``n1`` elements."""
+    return -(-ins.n1 // cfg.num_pe)
+
+
+def _check_delta(cfg: AcceleratorConfig, ins: Instruction, need) -> None:
+    """DELTA's rules, in the order of `reneta_hw.ctrl.checker.python_rule`."""
+    steps = ins.cnt0 + 1
+    need(ins.src1 == 1, "src1 must be 1: the value list goes to SMEM")
+    need(1 <= ins.nt <= cfg.max_m, f"nt={ins.nt} must be 1 .. max_m={cfg.max_m}")
+    need(1 <= ins.n1 <= cfg.max_n, f"n1={ins.n1} must be 1 .. max_n={cfg.max_n}")
+    need(ins.t < ins.nt, f"t={ins.t} must be < nt={ins.nt}")
+    need(ins.t + steps <= ins.nt, f"timesteps t={ins.t} .. {ins.t + steps - 1} exceed nt={ins.nt}")
+    need(ins.spm_addr + ins.t + steps <= cfg.spm_depth,
+         f"SPM entries spm_addr={ins.spm_addr} + t up to {ins.t + steps - 1} exceed spm_depth="
+         f"{cfg.spm_depth}")
+    if ins.src0 == 0:
+        need(ins.dram_op0 % cfg.row_bytes == 0,
+             f"dram_op0={ins.dram_op0:#x} must be a multiple of the row size {cfg.row_bytes}")
+    for name, (lo, hi) in region_rows(cfg, ins).items():
+        if name.startswith("smem_"):
+            need(hi <= cfg.smem_depth,
+                 f"{name} rows {lo} .. {hi - 1} exceed smem_depth={cfg.smem_depth}")
+    need(ins.cnt2 < DELTA_XHAT_REGIONS,
+         f"x̂ region cnt2={ins.cnt2} must be < {DELTA_XHAT_REGIONS}")
+    need(ins.dst0 == 0 and ins.dst1 == 0, "dst0 and dst1 must be 0 (DELTA writes lists only)")
+    need(ins.dram_dst <= cfg.fmt.word_mask,
+         f"θ (dram_dst={ins.dram_dst:#x}) must be one {cfg.word_bits}-bit word")
 
 
 def check(cfg: AcceleratorConfig, ins: Instruction, where: str = "instruction") -> None:
@@ -261,6 +315,8 @@ def check(cfg: AcceleratorConfig, ins: Instruction, where: str = "instruction") 
 
     if ins.proc == Proc.IDLE:
         return
+    if ins.proc == Proc.DELTA:       # always elaborated: not one of cfg.procedures
+        return _check_delta(cfg, ins, need)
     need(ins.proc.name in cfg.procedures,
          f"procedure not included in this accelerator (procedures={list(cfg.procedures)})")
     s = loop_sizes(ins)
@@ -301,6 +357,10 @@ def region_rows(cfg: AcceleratorConfig, ins: Instruction) -> dict:
     """
     s = loop_sizes(ins)
     p, Np = ins.proc, cfg.num_pe
+    if p == Proc.DELTA:               # the source time series; the lists: per element
+        rows = delta_blocks(cfg, ins) * ins.nt
+        return {"smem_op0": (ins.smem_op0, ins.smem_op0 + rows)} if ins.src0 else \
+            {"dram_op0": (0, rows)}
     b = s.get("blocks", 0)
     if p in (Proc.MxV_SP, Proc.MTxV_SP, Proc.MxV, Proc.MTxV):
         op0 = b * ins.n1                                  # weights
@@ -407,6 +467,22 @@ class Assembler:
                           op0_smem=g_smem, dst_smem=dst_smem, dst_dram=dst_dram,
                           func=func, pause=pause)
 
+    def delta(self, *, steps, nt, n, theta, nzl, values, spm_addr, t=0, region=0,
+              x_smem=None, x_dram=None, pause=0):
+        """Delta-encode timesteps ``t .. t+steps-1`` of the time series x (``n`` elements,
+        row stride ``nt``; ``x_smem=ROW`` or ``x_dram=BYTE_ADDRESS``) with threshold word
+        ``theta`` and x̂ region ``region``: lists to ``nzl``/``values``, descriptors to SPM
+        ``spm_addr + t``. ``t = 0`` starts a sequence (x̂ = +0, lists at their bases)."""
+        if (x_dram is None) == (x_smem is None):
+            raise IllegalInstruction("assembler: give the DELTA source either in DRAM or in SMEM")
+        ins = Instruction(proc=Proc.DELTA, src0=int(x_smem is not None), src1=1,
+                          smem_op0=x_smem or 0, dram_op0=x_dram or 0, nt=nt, t=t,
+                          cnt0=steps - 1, cnt2=region, n1=n, spm_addr=spm_addr,
+                          smem_nzl=nzl, smem_op1=values, dram_dst=int(theta), pause=pause)
+        check(self.cfg, ins, where=f"instruction {len(self.instructions)}")
+        self.instructions.append(ins)
+        return ins
+
     def words(self) -> list[list[int]]:
         return [to_words(self.cfg, i) for i in self.instructions]
 
@@ -420,6 +496,12 @@ def _fmt_instruction(ins: Instruction) -> str:
     p = ins.proc
     if p == Proc.IDLE:
         return "IDLE" + (" pause" if ins.pause else "")
+    if p == Proc.DELTA:
+        src = f"smem[{ins.smem_op0:#x}]" if ins.src0 else f"dram[{ins.dram_op0:#x}]"
+        return (f"{'DELTA':<8} t={ins.t} steps={ins.cnt0 + 1} nt={ins.nt} n={ins.n1} "
+                f"theta={ins.dram_dst:#x} region={ins.cnt2} x={src} -> nzl=smem[{ins.smem_nzl:#x}]"
+                f" values=smem[{ins.smem_op1:#x}] spm={ins.spm_addr}"
+                + (" pause" if ins.pause else ""))
     s = loop_sizes(ins)
     parts = [f"{p.name:<8}"]
     if p in (Proc.MxV_SP, Proc.MTxV_SP):

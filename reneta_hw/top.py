@@ -19,16 +19,21 @@ offset   name            access  meaning
 0x008    CONFIG_HASH     ro      first 8 hex digits of ``cfg.content_hash()``
 0x00C    CAPS            ro      [7:0] num_pe, [15:8] word bits, [19:16] W, [31:20] queue depth
 0x010    CTRL            pulse   bit0 START (also resumes), bit1 RESUME, bit2 CLEAR_COUNTERS,
-                                 bit3 CLEAR_ERROR (clears the error and drops the queue)
+                                 bit3 CLEAR_ERROR (clears the error and drops the queue),
+                                 bit4 FETCH (queue PROG_COUNT instructions read from DRAM)
 0x014    IRQ_ENABLE      rw      bit0 done, bit1 paused, bit2 error
 0x018    IRQ_STATUS      w1c     bit0 done, bit1 paused, bit2 error (set by hardware)
 0x01C    STATUS          ro      bit0 running, bit1 paused, bit2 done, bit3 error, bit4 core
-                                 idle, bit5 queue full, [23:8] queue level, [26:24] state
+                                 idle, bit5 queue full, bit6 fetching, [23:8] queue level,
+                                 [26:24] state
 0x020    ERROR           ro      [3:0] rule of the illegal instruction (`ctrl.checker.RULES`,
                                  0 = none), [7:4] core error code, bit8 error from the core
 0x024    ERROR_INDEX     ro      index (since START) of the offending instruction
 0x028    INSTR_COUNT     rw      0: a run ends when the queue is empty; N: after N instructions
 0x02C    ISSUED          ro      instructions consumed since START
+0x030    PROG_ADDR       rw      DRAM byte address of a program (2 words if the AXI address
+                                 is wider than 32 bits; `ctrl.fetch.program_slot_bytes` aligned)
+0x038    PROG_COUNT      rw      [15:0] instructions FETCH reads from PROG_ADDR
 0x040    INSTR           push    the instruction, W words; writing the last word queues it
                                  (the write is held back while the queue is full)
 0x0C0    SPM_ADDR        rw      SPM address of the host window
@@ -50,36 +55,49 @@ while busy). To read back what was just written through a window, write its ADDR
 window write reaches the memory only 2 cycles after its own write response. Unmapped addresses answer SLVERR. Counters count while running; read them
 when not running for a coherent 64-bit value.
 
+Programs in DRAM: the `reneta_hw.ctrl.fetch.InstructionFetcher` reads them through the same
+AXI4 master as the core (`reneta_hw.bus.axi_read_mux.AxiReadMux`: the fetcher's reads carry
+ARID 1, the core's ARID 0) and queues them exactly like INSTR writes (do not push over
+AXI4-Lite while STATUS.fetching). A fetch read error stops the machine like a core bus error
+(ERROR: from-core bit and code 2).
+
 The core defaults to `reneta_hw.core.RenetaCore`; ``core=`` passes another component with the
 same ports (`reneta_hw.ctrl.stub_core.StubCore` in tests).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .bus.axi import Axi4Signature, AxiLiteSignature
 from .bus.axi_lite import AxiLiteRegisters, Register
 from .config import AcceleratorConfig
+from .bus.axi_read_mux import AxiReadMux
 from .ctrl.controller import COUNTERS, Controller
+from .ctrl.fetch import InstructionFetcher
+
+#: `reneta_hw.core.ErrorCode.BUS` (a fetch read error is reported with the core's bus code)
+_BUS_ERROR = 2
 from .isa import descriptor_layout, instruction_layout, words_per_instruction
 
 __all__ = ["Reneta", "register_map", "REG", "ID_VALUE", "VERSION", "CTRL_BITS", "IRQ_BITS",
-           "ADDR_WIDTH"]
+           "ADDR_WIDTH", "FETCH_BIT"]
 
 ID_VALUE = 0x524E5441
 VERSION = (1 << 16) | 0
 ADDR_WIDTH = 12
 CTRL_BITS = {"start": 0, "resume": 1, "clear_counters": 2, "clear_error": 3}
+FETCH_BIT = 4
 IRQ_BITS = {"done": 0, "paused": 1, "error": 2}
 
 #: byte offsets of the registers (multi-word ones: offset of the low word)
 REG = {
     "ID": 0x000, "VERSION": 0x004, "CONFIG_HASH": 0x008, "CAPS": 0x00C, "CTRL": 0x010,
     "IRQ_ENABLE": 0x014, "IRQ_STATUS": 0x018, "STATUS": 0x01C, "ERROR": 0x020,
-    "ERROR_INDEX": 0x024, "INSTR_COUNT": 0x028, "ISSUED": 0x02C, "INSTR": 0x040,
+    "ERROR_INDEX": 0x024, "INSTR_COUNT": 0x028, "ISSUED": 0x02C, "PROG_ADDR": 0x030,
+    "PROG_COUNT": 0x038, "INSTR": 0x040,
     "SPM_ADDR": 0x0C0, "SPM_WDATA": 0x0C8, "SPM_RDATA": 0x0D0, "SMEM_ADDR": 0x0E0,
     "SMEM_MASK": 0x0E8, "SMEM_WDATA": 0x400, "SMEM_RDATA": 0x800,
 }
@@ -101,7 +119,7 @@ def register_map(cfg: AcceleratorConfig) -> list:
         Register("version", REG["VERSION"], "ro"),
         Register("config_hash", REG["CONFIG_HASH"], "ro"),
         Register("caps", REG["CAPS"], "ro"),
-        Register("ctrl", REG["CTRL"], "pulse", width=4),
+        Register("ctrl", REG["CTRL"], "pulse", width=5),
         Register("irq_enable", REG["IRQ_ENABLE"], "rw", width=3),
         Register("irq_status", REG["IRQ_STATUS"], "w1c", width=3),
         Register("status", REG["STATUS"], "ro"),
@@ -109,6 +127,8 @@ def register_map(cfg: AcceleratorConfig) -> list:
         Register("error_index", REG["ERROR_INDEX"], "ro"),
         Register("instr_count", REG["INSTR_COUNT"], "rw"),
         Register("issued", REG["ISSUED"], "ro"),
+        Register("prog_addr", REG["PROG_ADDR"], "rw", width=cfg.axi_addr_width),
+        Register("prog_count", REG["PROG_COUNT"], "rw", width=16),
         Register("instr", REG["INSTR"], "push", width=ib),
         Register("spm_addr", REG["SPM_ADDR"], "rw", width=cfg.spm_addr_bits),
         Register("spm_wdata", REG["SPM_WDATA"], "pulse", width=max(db, 33)),
@@ -138,6 +158,7 @@ class Reneta(wiring.Component):
         self.core = core
         self.regs = AxiLiteRegisters(register_map(cfg), addr_width=ADDR_WIDTH, data_width=32)
         self.controller = Controller(cfg)
+        self.fetcher = InstructionFetcher(cfg, axi_id=1)
         super().__init__({
             "ctrl": In(AxiLiteSignature(ADDR_WIDTH, 32)),
             "dram": Out(Axi4Signature(cfg.axi_data_width, cfg.axi_addr_width,
@@ -160,13 +181,26 @@ class Reneta(wiring.Component):
         m.submodules.controller = c = self.controller
         m.submodules.core = core = self.core
         wiring.connect(m, wiring.flipped(self.ctrl), r.bus)
-        wiring.connect(m, wiring.flipped(self.dram), core.dram)
+        # DRAM: the core's writes straight through; its reads and the fetcher's share AR/R
+        m.submodules.fetch = f = self.fetcher
+        m.submodules.read_mux = rmux = AxiReadMux(cfg.axi_data_width, cfg.axi_addr_width,
+                                                  cfg.axi_id_width, id1=1)
+        for ch in ("aw", "w", "b"):
+            wiring.connect(m, wiring.flipped(getattr(self.dram, ch)), getattr(core.dram, ch))
+        for ch in ("ar", "r"):
+            wiring.connect(m, getattr(core.dram, ch), getattr(rmux.s0, ch))
+            wiring.connect(m, getattr(f.axi, ch), getattr(rmux.s1, ch))
+            wiring.connect(m, wiring.flipped(getattr(self.dram, ch)), getattr(rmux.m, ch))
 
-        # controller <-> register file
+        # controller <-> register file and fetcher (fetched instructions first)
         m.d.comb += [
-            c.push.payload.eq(r.instr.payload), c.push.valid.eq(r.instr.valid),
-            r.instr.ready.eq(c.push.ready),
+            c.push.payload.eq(Mux(f.push.valid, f.push.payload, r.instr.payload)),
+            c.push.valid.eq(f.push.valid | r.instr.valid),
+            f.push.ready.eq(c.push.ready),
+            r.instr.ready.eq(c.push.ready & ~f.push.valid),
             c.instr_count.eq(r.instr_count),
+            f.start.eq(r.ctrl_stb & r.ctrl[FETCH_BIT]),
+            f.addr.eq(r.prog_addr), f.count.eq(r.prog_count),
         ]
         for name, bit in CTRL_BITS.items():
             m.d.comb += getattr(c, name).eq(r.ctrl_stb & r.ctrl[bit])
@@ -185,7 +219,7 @@ class Reneta(wiring.Component):
         # state bits at [26:24]
         st = Signal(32)
         m.d.comb += st.eq(Cat(c.running, c.paused, c.done, c.error, core.idle,
-                              c.queue_level == cfg.instr_queue_depth, Signal(2)))
+                              c.queue_level == cfg.instr_queue_depth, f.busy, Signal(1)))
         m.d.comb += st[8:24].eq(c.queue_level)
         m.d.comb += st[24:27].eq(c.state)
         m.d.comb += r.status.eq(st)
@@ -197,8 +231,10 @@ class Reneta(wiring.Component):
             core.instr.payload.eq(c.core_instr.payload), core.instr.valid.eq(c.core_instr.valid),
             c.core_instr.ready.eq(core.instr.ready),
             c.core_idle.eq(core.idle), c.core_retired.eq(core.retired),
-            c.core_error.eq(core.error), c.core_error_code.eq(core.error_code),
-            core.error_clear.eq(c.core_error_clear),
+            # a fetch read error is reported as a bus error of the core
+            c.core_error.eq(core.error | f.error),
+            c.core_error_code.eq(Mux(core.error, core.error_code, _BUS_ERROR)),
+            core.error_clear.eq(c.core_error_clear), f.error_clear.eq(c.core_error_clear),
             c.core_events.eq(core.events),
         ]
 

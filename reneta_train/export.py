@@ -8,6 +8,14 @@ matrix level with the number format's reference functions (`fmt.dot`, `fmt.sum`,
 `fmt.to_word`) in the documented order, with no use of the memory layouts, descriptors or
 the instruction machinery: running the vectors on a backend checks that machinery.
 
+With ``deltas="machine"`` the Δ lists are not exported: the layer's raw input time series
+(``x_t``, and ``h_{t-1}`` with ``h_{-1} = 0``) go to SMEM and the program starts with one
+``DELTA`` per kernel, so the forward pass runs from raw inputs and the machine's delta
+encoder must reproduce the trainer's Δ words and fired sets bit-exactly (the lists are
+checked as expected results too). That needs a hardware-numerics trace (the trainer's Δ is
+then `sim.delta_ref.sub_word` of words; `machine_delta_inputs` verifies it) and, for an
+LSTM, ``theta_x == theta_h`` (one DELTA encodes ``[x; h]`` with one θ).
+
 An LSTM layer is one kernel ``W = [W_ih | W_hh]`` (4H rows) on ``Δ_t = [Δx_t; Δh_t]``; a
 GRU layer is two (``W_ih`` on Δx with ``G_x``, ``W_hh`` on Δh with ``G_h``, 3H rows each),
 because its candidate memories take the input and hidden products separately.
@@ -44,6 +52,38 @@ class Kernel:
     delta: np.ndarray      # (T, N) words (zero where not fired)
     fired: list            # T ascending index arrays
     g: np.ndarray          # (T, R) words
+
+
+def machine_delta_inputs(trace, fmt, kernels: list) -> list[tuple[np.ndarray, int]]:
+    """Per kernel: the raw source words (T, N) and θ word a DELTA needs to reproduce the
+    kernel's Δ words and fired sets; `ExportError` if it cannot (says why)."""
+    from sim.delta_ref import delta_steps
+    if trace.words is None:
+        raise ExportError("export: deltas='machine' needs a hardware-numerics trace (the "
+                          "trainer's Δ must be word arithmetic, sim.delta_ref.sub_word)")
+    x = _encode(fmt, trace.x, "the input x", "error")
+    h = _encode(fmt, trace.h, "the output h", "error")
+    h_prev = np.concatenate([np.zeros((1, h.shape[1]), dtype=np.int64), h[:-1]])
+    th_x = int(_encode(fmt, np.float64(trace.theta_x), "theta_x", "error"))
+    th_h = int(_encode(fmt, np.float64(trace.theta_h), "theta_h", "error"))
+    if trace.kind == "lstm":
+        if th_x != th_h:
+            raise ExportError(f"export: deltas='machine' encodes an LSTM's [x; h] with one "
+                              f"DELTA, so theta_x ({trace.theta_x}) must equal theta_h "
+                              f"({trace.theta_h}) as words")
+        sources = [(np.concatenate([x, h_prev], 1), th_x)]
+    else:
+        sources = [(x, th_x), (h_prev, th_h)]
+    for k, (src, th) in zip(kernels, sources):
+        delta, fired, _ = delta_steps(fmt, src, th)
+        want = np.zeros_like(fired)
+        for t, idx in enumerate(k.fired):
+            want[t, idx] = True
+        if not (np.array_equal(fired, want) and np.array_equal(delta, k.delta)):
+            t = int(np.argmax((fired != want).any(1) | (delta != k.delta).any(1)))
+            raise ExportError(f"export: {k.name}: the delta encoder on the raw inputs does not "
+                              f"reproduce the trainer's Δ at timestep {t}")
+    return sources
 
 
 def _encode(fmt, x, what: str, on_overflow: str):
@@ -117,12 +157,17 @@ def expected_weight_gradient(fmt, k: Kernel) -> np.ndarray:
 # --- vector set -----------------------------------------------------------------------------
 
 def export_vectors(trace, cfg: AcceleratorConfig | None = None, on_overflow: str = "error",
-                   meta: dict | None = None) -> VectorSet:
-    """The layer's MxV_SP / MTxV_SP / VXV_SP vectors for the accelerator ``cfg``."""
+                   meta: dict | None = None, deltas: str = "host") -> VectorSet:
+    """The layer's MxV_SP / MTxV_SP / VXV_SP vectors for the accelerator ``cfg``;
+    ``deltas="machine"``: DELTA instructions compute the lists from raw inputs (module doc)."""
+    if deltas not in ("host", "machine"):
+        raise ExportError(f"export: deltas must be 'host' or 'machine', got {deltas!r}")
     cfg = cfg or AcceleratorConfig()
     fmt, Np = cfg.fmt, cfg.num_pe
     kernels = kernels_of(trace, fmt, on_overflow)
     T = trace.steps
+    on_machine = deltas == "machine"
+    sources = machine_delta_inputs(trace, fmt, kernels) if on_machine else [None] * len(kernels)
 
     def need(ok, msg):
         if not ok:
@@ -141,7 +186,7 @@ def export_vectors(trace, cfg: AcceleratorConfig | None = None, on_overflow: str
         return a
 
     mem = Memories.empty(cfg)
-    for kn, k in enumerate(kernels):
+    for kn, (k, source) in enumerate(zip(kernels, sources)):
         R, N = k.w.shape
         blocks, bx = -(-R // Np), -(-N // Np)
         need(blocks * Np <= cfg.max_n, f"{k.name}: {R} gate rows exceed max_n={cfg.max_n}")
@@ -151,9 +196,11 @@ def export_vectors(trace, cfg: AcceleratorConfig | None = None, on_overflow: str
         total = int(counts.sum())
         list_rows = max(1, -(-total // Np))
         g_rows = timeseries_to_rows(k.g.T, Np)
-        need(smem_row + 2 * list_rows + g_rows.shape[0] <= cfg.smem_depth,
-             f"the lists and gradients need {smem_row + 2 * list_rows + g_rows.shape[0]} SMEM "
-             f"rows, more than smem_depth={cfg.smem_depth}")
+        x_rows = timeseries_to_rows(source[0].T, Np) if on_machine else g_rows[:0]
+        used = smem_row + 2 * list_rows + g_rows.shape[0] + x_rows.shape[0]
+        need(used <= cfg.smem_depth,
+             f"the lists, gradients and inputs need {used} SMEM rows, more than "
+             f"smem_depth={cfg.smem_depth}")
         flat_i = np.zeros(list_rows * Np, dtype=np.int64)
         flat_v = np.zeros(list_rows * Np, dtype=np.int64)
         if total:
@@ -161,14 +208,17 @@ def export_vectors(trace, cfg: AcceleratorConfig | None = None, on_overflow: str
             idx = np.concatenate([i for i in k.fired if len(i)])
             flat_i[:total], flat_v[:total] = idx, k.delta[t_of, idx]
         nzl, nzv, g_smem = smem_row, smem_row + list_rows, smem_row + 2 * list_rows
-        mem.smem[nzl:nzl + list_rows] = flat_i.reshape(-1, Np)
-        mem.smem[nzv:nzv + list_rows] = flat_v.reshape(-1, Np)
+        x_smem = g_smem + g_rows.shape[0]
         mem.smem[g_smem:g_smem + g_rows.shape[0]] = g_rows
-        smem_row = g_smem + g_rows.shape[0]
+        mem.smem[x_smem:x_smem + x_rows.shape[0]] = x_rows
+        smem_row = x_smem + x_rows.shape[0]
         spm = kn * T
-        for t in range(T):
-            mem.spm[spm + t] = pack_descriptor(cfg, int(heads[t]) // Np, int(heads[t]) % Np,
-                                               int(counts[t]))
+        if not on_machine:
+            mem.smem[nzl:nzl + list_rows] = flat_i.reshape(-1, Np)
+            mem.smem[nzv:nzv + list_rows] = flat_v.reshape(-1, Np)
+            for t in range(T):
+                mem.spm[spm + t] = pack_descriptor(cfg, int(heads[t]) // Np,
+                                                   int(heads[t]) % Np, int(counts[t]))
         w_rows = weights_to_rows(k.w, Np)
         a_w = dram_region(w_rows.shape[0])
         a_g = dram_region(g_rows.shape[0])
@@ -177,11 +227,19 @@ def export_vectors(trace, cfg: AcceleratorConfig | None = None, on_overflow: str
                             dram_region(blocks * N))
         dram += [np.zeros((blocks * T + bx * T + blocks * N, Np), dtype=np.int64)]
         plan.append(dict(k=k, blocks=blocks, n1=N, spm=spm, nzl=nzl, nzv=nzv, g_smem=g_smem,
-                         a_w=a_w, a_g=a_g, a_mx=a_mx, a_dx=a_dx, a_dw=a_dw))
+                         a_w=a_w, a_g=a_g, a_mx=a_mx, a_dx=a_dx, a_dw=a_dw, x_smem=x_smem,
+                         source=source, lists=(flat_i.reshape(-1, Np), flat_v.reshape(-1, Np))))
     mem.dram = np.concatenate(dram).reshape(-1)
 
     asm = Assembler(cfg)
     expected = []
+    for region, p in enumerate(plan):
+        if on_machine:
+            asm.delta(steps=T, nt=T, n=p["n1"], theta=p["source"][1], nzl=p["nzl"],
+                      values=p["nzv"], spm_addr=p["spm"], x_smem=p["x_smem"], region=region)
+            k = p["k"]
+            expected += [Expected(f"{k.name}.nz_index", "DELTA", "smem", p["nzl"], p["lists"][0]),
+                         Expected(f"{k.name}.nz_value", "DELTA", "smem", p["nzv"], p["lists"][1])]
     for p in plan:
         common = dict(nt=T, blocks=p["blocks"], n1=p["n1"], spm_addr=p["spm"], nzl=p["nzl"])
         for t in range(T):
@@ -207,7 +265,8 @@ def export_vectors(trace, cfg: AcceleratorConfig | None = None, on_overflow: str
     info = {"source": "reneta_train.export", "cell": trace.kind, "layer": trace.layer_index,
             "sample": trace.sample, "steps": T, "theta_x": trace.theta_x,
             "theta_h": trace.theta_h, "kernels": [p["k"].name for p in plan],
-            "nonzeros": nnz, "sparsity": 1.0 - nnz / dense if dense else 0.0}
+            "nonzeros": nnz, "sparsity": 1.0 - nnz / dense if dense else 0.0,
+            "deltas": deltas}
     info.update(meta or {})
     return VectorSet(cfg, asm.instructions, mem, expected, info)
 

@@ -37,18 +37,21 @@ from .layout import sparse_lists, timeseries_to_rows, weights_to_rows
 from .vectors import Expected, VectorSet, compare, region
 
 __all__ = ["BenchProblem", "make_bench_problem", "bench_vectors", "run_bench", "DENSE_OF",
-           "bench_config"]
+           "bench_config", "stall_line"]
 
 DENSE_OF = {"MxV_SP": "MxV", "MTxV_SP": "MTxV", "VXV_SP": "VXV"}
 
 
 def bench_config(num_pe: int = 16, n: int = 64, nt: int = 64) -> AcceleratorConfig:
-    """int16 arithmetic (the reference's), sizes just large enough for the case."""
+    """int16 arithmetic (the reference's), sizes large enough for the case; the instruction
+    queue holds a per-timestep program (``nt`` instructions)."""
     max_n = max(num_pe, -(-n // num_pe) * num_pe)
     spm = 1 << max(4, (nt - 1).bit_length())
-    return AcceleratorConfig(num_pe=num_pe, max_n=max(max_n, 64), max_m=max(nt, 16),
+    # max_n = 2n: the PE array's local memories (max(max_n, max_m) deep) hold two blocks of
+    # VXV_SP partial sums, so a block is drained while the next one accumulates
+    return AcceleratorConfig(num_pe=num_pe, max_n=max(2 * max_n, 64), max_m=max(nt, 16),
                              fmt=FixedPoint.int16_reference(), smem_depth=4096,
-                             spm_depth=max(spm, 16))
+                             spm_depth=max(spm, 16), instr_queue_depth=max(spm, 16))
 
 
 @dataclass
@@ -148,12 +151,35 @@ def bench_vectors(p: BenchProblem, proc: str) -> VectorSet:
                      meta={"bench": proc, "sparsity": p.sparsity, "beats": beats})
 
 
+def stall_line(row: dict) -> str:
+    """Where the cycles without a MAC beat went (per-cycle counters; the causes may
+    overlap: a cycle can wait for DRAM and SMEM at once)."""
+    lost = row["cycles"] - row["mac_beats"]
+    return (f"cycles without a MAC beat: {lost} = waiting for DRAM {row['stall_dram']}, "
+            f"SMEM {row['stall_smem']}, a hazard {row['stall_hazard']}, the output "
+            f"{row['stall_out']}, core idle {row['not_busy']}; the rest: pipeline fill, "
+            f"drains and zero beats")
+
+
 def run_bench(num_pe: int = 16, n: int = 64, nt: int = 64, sparsities=(0.5, 0.8, 0.9),
               dram_latency: int = 20, seed: int = 0, dense_each: bool = False,
-              procs=("MxV_SP", "MTxV_SP", "VXV_SP"), log=print) -> list[dict]:
+              procs=("MxV_SP", "MTxV_SP", "VXV_SP"), log=print,
+              backend: str = "pysim") -> list[dict]:
     """Rows: sparsity, proc, pass, instructions, cycles, mac_beats, utilization, dense_cycles,
-    speedup, sim_cycles_per_s (see the module docstring)."""
-    from .harness import run_pysim
+    speedup, the stall counters, not_busy (cycles the core was idle), sim_cycles_per_s (see
+    the module docstring); ``log`` also gets each run's `stall_line`. pysim runs queue the
+    program before START (``program_in="queued"``); ``backend="verilator"`` runs the emitted
+    Verilog (`sim.verilator_top`, much faster), which pushes it after START (~25 cycles
+    more per program: the host's first AXI4-Lite writes)."""
+    if backend == "pysim":
+        from .harness import run_pysim
+
+        def run(vs, **kw):        # the program queued before START (see bench_config)
+            return run_pysim(vs, program_in="queued", **kw)
+    elif backend == "verilator":     # (pushes the program after START: ~25 more cycles)
+        from .verilator_top import run_verilator as run
+    else:
+        raise ValueError(f"run_bench: backend must be 'pysim' or 'verilator', got {backend!r}")
     cfg = bench_config(num_pe, n, nt)
     rows, dense_cycles = [], {}
     for k, sp in enumerate(sparsities):
@@ -164,7 +190,7 @@ def run_bench(num_pe: int = 16, n: int = 64, nt: int = 64, sparsities=(0.5, 0.8,
         for proc in runs:
             vs = bench_vectors(p, proc)
             t0 = time.perf_counter()
-            h = run_pysim(vs, dram_latency=dram_latency, seed=seed)
+            h = run(vs, dram_latency=dram_latency, seed=seed)
             wall = time.perf_counter() - t0
             ok = all(c.passed for c in compare(vs, h.memories))
             cyc = h.cycles_total
@@ -173,7 +199,9 @@ def run_bench(num_pe: int = 16, n: int = 64, nt: int = 64, sparsities=(0.5, 0.8,
                    "golden_beats": vs.meta["beats"],
                    "utilization": round(h.counters["mac_beats"] / cyc, 3) if cyc else None,
                    "stall_dram": h.counters["stall_dram"], "stall_hazard":
-                       h.counters["stall_hazard"],
+                       h.counters["stall_hazard"], "stall_smem": h.counters["stall_smem"],
+                   "stall_out": h.counters["stall_out"],
+                   "not_busy": cyc - h.counters["busy"],
                    "sim_cycles_per_s": round(h.cycles_per_second), "wall_s": round(wall, 1)}
             if proc in DENSE_OF.values():
                 dense_cycles[(sp, proc)] = cyc
@@ -181,6 +209,7 @@ def run_bench(num_pe: int = 16, n: int = 64, nt: int = 64, sparsities=(0.5, 0.8,
             if log:
                 log(f"  sparsity {sp}: {proc:<8} {cyc:>7} cycles, {row['mac_beats']:>6} beats, "
                     f"{'ok' if ok else 'MISMATCH'} ({row['sim_cycles_per_s']} cycles/s)")
+                log("    " + stall_line(row))
     first = sparsities[0]
     for row in rows:
         dense = DENSE_OF.get(row["proc"])

@@ -6,13 +6,15 @@ through ``core.smem_memories`` / ``core.spm_memory``, DRAM is an `sim.axi_memory
 ``core.instr`` (optionally with random gaps), and after the core is idle again the
 memories are read back for comparison with `sim.golden`.
 
-``run_core(vs, dram_latency=20, stall=0.0, seed=0, max_cycles=None, instr_stall=0.0)``
-returns ``(memories, cycles, events)``:
+``run_core(vs, dram_latency=20, stall=0.0, seed=0, max_cycles=None, instr_stall=0.0,
+probes=None)`` returns ``(memories, cycles, events)``:
 
 * ``memories``: `sim.golden.Memories` after the run (DRAM, SMEM, SPM images);
 * ``cycles``: ``{"total": cycles from the first instruction offered to idle,
   "instructions": [(accept_cycle, retire_cycle), ...], "per_proc": {proc name: cycles}}``
-  (per_proc: each cycle between two retirements goes to the instruction retiring);
+  (per_proc: each cycle between two retirements goes to the instruction retiring),
+  ``"trace"``: with ``probes`` (a function of the elaborated core returning ``{name:
+  signal}``, e.g. of ``core._blocks``), one ``{name: value}`` per cycle (debugging);
 * ``events``: totals of the core's per-cycle event bits (``busy``, ``mac_beat``, ...)
   over the run, plus ``cycles``.
 """
@@ -53,7 +55,7 @@ def _pack_rows(rows: np.ndarray, word_bits: int) -> list[int]:
 
 def run_core(vs: VectorSet, dram_latency: int = 20, stall: float = 0.0, seed: int = 0,
              max_cycles: int | None = None, instr_stall: float = 0.0, core_kw=None,
-             vcd: str | None = None):
+             vcd: str | None = None, probes=None):
     cfg = vs.config
     mem0 = vs.memories
     mem0.validate(cfg)
@@ -85,7 +87,11 @@ def run_core(vs: VectorSet, dram_latency: int = 20, stall: float = 0.0, seed: in
         retired = 0
         ev_sig = core.events.as_value()
         valid = False
+        probe_sigs = probes(core) if probes else {}
+        res["trace"] = trace = []
         while True:
+            if probe_sigs:
+                trace.append({n: ctx.get(v) for n, v in probe_sigs.items()})
             if k < len(program) and not valid and not (instr_stall and rng.random() < instr_stall):
                 ctx.set(core.instr.valid, 1)
                 ctx.set(core.instr.payload.as_value(), program[k])
@@ -144,6 +150,7 @@ def run_core(vs: VectorSet, dram_latency: int = 20, stall: float = 0.0, seed: in
         per_proc[ins.proc.name] = per_proc.get(ins.proc.name, 0) + (rc - prev)
         prev = rc
     cycles = {"total": res["cycles"], "instructions": list(zip(res["accept"], res["retire"])),
+              "trace": res.get("trace", []),
               "per_proc": per_proc, "error": res["error"], "error_code": res["error_code"]}
     events = dict(res["events"], cycles=res["cycles"])
     return out, cycles, events

@@ -35,6 +35,17 @@ zero; ``acc ⊕= w ⊗ x`` means ``acc = add(acc, mul(w, x))``; every result is
     per block b, input n, lane p: ``acc = +0``; for t in order: ``acc ⊕= G_t[b*Np+p] ⊗ A[n][t]``.
     Output row ``dst + b*n1 + n``.
 
+``DELTA`` (delta encoding, `sim.delta_ref` semantics)
+    for each timestep ``t' = t .. t+steps-1`` in order: ``x`` = the n1 words of timestep t'
+    of the source time series; ``(Δ, fired, x̂) = delta_step(x, x̂, θ)`` with x̂ the x̂
+    region ``cnt2`` (+0 words when ``t' = 0``); the fired elements, ascending, are appended
+    to the lists (index and Δ word) at list slot ``pos`` (row ``pos // Np``, lane
+    ``pos % Np`` relative to ``smem_nzl`` / ``smem_op1``) and SPM ``spm_addr + t'`` gets
+    ``(pos // Np, pos % Np, count)``. ``pos`` starts at 0 when ``t = 0``, else after the
+    list of timestep ``t - 1`` as its descriptor says. The x̂ regions are machine state
+    (`GoldenModel.xhat`, +0 words in a new model), not part of `Memories`. Lanes of list
+    rows outside the list are untouched. ``output``: the Δ words of the lists, in order.
+
 Non-zero lists must hold distinct indices below ``n1`` per timestep; anything else, an
 address outside a memory, or an illegal field raises `IllegalInstruction` naming the
 instruction, the timestep and the element.
@@ -47,8 +58,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reneta_hw.config import AcceleratorConfig
-from reneta_hw.isa import IllegalInstruction, Instruction, Proc, check, loop_sizes, \
-    unpack_descriptor
+from reneta_hw.isa import DELTA_XHAT_REGIONS, IllegalInstruction, Instruction, Proc, check, \
+    delta_blocks, delta_theta, loop_sizes, pack_descriptor, unpack_descriptor
 from reneta_hw.numeric.activation import apply_func
 
 
@@ -112,6 +123,8 @@ class GoldenModel:
         self.cfg = cfg
         self.fmt = cfg.fmt
         self.mem = memories
+        #: the delta encoder's x̂ regions (DELTA), ``max_n`` words each
+        self.xhat = np.zeros((DELTA_XHAT_REGIONS, cfg.max_n), dtype=np.int64)
 
     # --- program ------------------------------------------------------------------------
     def run(self, program, start: int = 0) -> RunResult:
@@ -132,7 +145,7 @@ class GoldenModel:
         handler = {
             Proc.IDLE: self._idle, Proc.MxV_SP: self._mxv_sp, Proc.MTxV_SP: self._mtxv_sp,
             Proc.VXV_SP: self._vxv_sp, Proc.MxV: self._mxv, Proc.MTxV: self._mtxv,
-            Proc.VXV: self._vxv,
+            Proc.VXV: self._vxv, Proc.DELTA: self._delta,
         }[ins.proc]
         beats, out = handler(ins, where)
         return InstructionResult(index, ins.proc, beats, out)
@@ -258,6 +271,40 @@ class GoldenModel:
         self._write_rows(ins, (b[:, None] * ins.n1 + np.arange(ins.n1)).reshape(-1),
                          out.reshape(-1, Np), where)
         return beats, out
+
+    def _delta(self, ins, where):
+        from sim.delta_ref import delta_step
+        cfg, Np, n = self.cfg, self.cfg.num_pe, ins.n1
+        blocks = delta_blocks(cfg, ins)
+        theta = delta_theta(cfg, ins)
+        steps = loop_sizes(ins)["steps"]
+        if ins.t == 0:
+            pos = 0
+        else:
+            h, lane, c = unpack_descriptor(cfg, self.mem.spm[ins.spm_addr + ins.t - 1])
+            pos = h * Np + lane + c
+        out = []
+        b = np.arange(blocks)
+        for t in range(ins.t, ins.t + steps):
+            x = self._read_op0(ins, b * ins.nt + t, where).reshape(-1)[:n]
+            xhat = np.zeros(n, dtype=np.int64) if t == 0 else self.xhat[ins.cnt2, :n]
+            d, fired, new = delta_step(self.fmt, x, xhat, theta)
+            self.xhat[ins.cnt2, :n] = new
+            idx = np.flatnonzero(fired)
+            slots = pos + np.arange(len(idx))
+            rows, lanes = slots // Np, slots % Np
+            if len(idx):
+                self.mem.smem[self._smem_rows(ins.smem_nzl + rows, where,
+                                              f"the index list of timestep {t}"), lanes] = idx
+                self.mem.smem[self._smem_rows(ins.smem_op1 + rows, where,
+                                              f"the value list of timestep {t}"), lanes] = d[idx]
+            if pos // Np >= cfg.smem_depth:
+                raise IllegalInstruction(f"{where}: the list of timestep {t} starts at row "
+                                         f"{pos // Np}, beyond smem_depth={cfg.smem_depth}")
+            self.mem.spm[ins.spm_addr + t] = pack_descriptor(cfg, pos // Np, pos % Np, len(idx))
+            pos += len(idx)
+            out.append(d[idx])
+        return steps * blocks, np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def _act(self, ins, n, t, where) -> np.ndarray:
         """Dense operand A[n][t] from the time-series layout at ``smem_op1``."""

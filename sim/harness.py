@@ -12,23 +12,34 @@ What `run_pysim` does:
    word through the AXI4-Lite windows (slow: ~50 cycles per row; for tests of the windows);
 3. puts the DRAM image into a `sim.axi_memory.AxiMemory` (``read_latency=dram_latency``,
    random back-pressure ``dram_stall``, seeded by ``seed``) that checks the AXI4 protocol;
-4. writes ``INSTR_COUNT`` = program length, enables the interrupts, writes START and pushes
-   the program over AXI4-Lite (as fast as the queue takes it: the host reads ``STATUS`` for
+4. writes ``INSTR_COUNT`` = program length, enables the interrupts, writes START and
+   (``program_in="axil"``, the default) pushes the program over AXI4-Lite (as fast as the queue takes it: the host reads ``STATUS`` for
    the free space, so a full queue never blocks the bus while the machine waits for a
    ``RESUME``); on each interrupt it reads ``IRQ_STATUS``: paused -> RESUME, error -> stop
    (`HarnessError` naming the instruction and the rule), done -> finish;
+   ``program_in="queued"``: the same pushes, but the first ``instr_queue_depth`` before
+   START (the cycles then measure the machine, not the host's ~20-cycle pushes);
+   with ``program_in="dram"`` the program is placed in the DRAM model after every region the
+   program touches (`reneta_hw.ctrl.fetch.program_image`, 4 KiB aligned) and started by
+   pointer: PROG_ADDR, PROG_COUNT, then CTRL = START | FETCH (no INSTR writes);
 5. reads the performance counters over AXI4-Lite and the memories by backdoor.
 
 ``max_cycles`` (default: 2,000,000) bounds the run: past it a `HarnessTimeout` says where
 the machine was. ``cycles_total`` is the hardware's CYCLES counter (START to done, pauses
 excluded); ``cycles_per_proc`` attributes to each instruction the cycles from its issue (or
 the previous retirement, if later) to its retirement, summed per procedure.
+
+``vcd=FILE`` writes the run's VCD (every signal) and next to it ``FILE`` with suffix
+``.gtkw``, a GTKWave save file of the main buses (`sim.waves`). `sim.verilator_top`
+runs the same harness on the Verilog under Verilator (`smem_rows_used` and
+`attribute_cycles` are shared with it).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from amaranth.lib import data
@@ -37,13 +48,15 @@ from amaranth.sim import Simulator
 from reneta_hw.ctrl.checker import rule_name
 from reneta_hw.ctrl.controller import COUNTERS
 from reneta_hw.isa import Proc, region_rows, to_words
-from reneta_hw.top import CTRL_BITS, IRQ_BITS, REG, Reneta
+from reneta_hw.ctrl.fetch import program_image
+from reneta_hw.top import CTRL_BITS, FETCH_BIT, IRQ_BITS, REG, Reneta
 
 from .axi_memory import AxiMemory, axil_read, axil_write
 from .golden import Memories
 from .vectors import VectorSet
 
-__all__ = ["HarnessResult", "HarnessError", "HarnessTimeout", "run_pysim", "dram_size_for"]
+__all__ = ["HarnessResult", "HarnessError", "HarnessTimeout", "run_pysim", "dram_size_for",
+           "DRAM_MODEL", "smem_rows_used", "attribute_cycles"]
 
 
 class HarnessError(RuntimeError):
@@ -65,10 +78,18 @@ class HarnessResult:
     instructions: list = field(default_factory=list)   # (index, proc, issue, retire) cycles
     dram_stats: dict = field(default_factory=dict)
     pauses: int = 0
+    extras: dict = field(default_factory=dict)   # backend-specific figures (Verilator: load
+                                                 # and read-back cycles, process seconds)
 
     @property
     def cycles_per_second(self) -> float:
         return self.sim_cycles / self.wall_seconds if self.wall_seconds else 0.0
+
+
+#: fixed options of the harness's DRAM model (`AxiMemory`), shared with `sim.verilator_top`:
+#: as many reads in flight as the core issues (a 16-read limit caps single-row weight
+#: fetches at 16 / latency rows per cycle: the DRAM model, not the machine, would be slow)
+DRAM_MODEL = {"max_reads": 64, "max_writes": 32, "write_latency": 4}
 
 
 def dram_size_for(vs: VectorSet) -> int:
@@ -84,6 +105,38 @@ def dram_size_for(vs: VectorSet) -> int:
             elif name == "dram_dst":
                 top = max(top, ins.dram_dst + rng[1] * cfg.row_bytes)
     return max(4096, -(-top // 4096) * 4096)
+
+
+def smem_rows_used(vs: VectorSet) -> int:
+    """SMEM rows [0, n) that can differ from the input after the run (every non-zero input
+    row and every SMEM region; all rows if a DELTA writes lists of unknown extent): the
+    rows a harness reads back."""
+    cfg = vs.config
+    nz_rows = np.flatnonzero(vs.memories.smem.any(axis=1))
+    smem_hi = int(nz_rows[-1]) + 1 if len(nz_rows) else 0
+    for ins in vs.program:
+        if ins.proc != Proc.IDLE:
+            for name, (lo, hi) in region_rows(cfg, ins).items():
+                if name.startswith("smem_"):
+                    smem_hi = max(smem_hi, hi)
+    if any(ins.proc == Proc.DELTA for ins in vs.program):
+        smem_hi = cfg.smem_depth          # list extents are only known after the run
+    return min(smem_hi, cfg.smem_depth)
+
+
+def attribute_cycles(vs: VectorSet, issue: list, retire: list) -> tuple[list, dict]:
+    """``(instructions, cycles_per_proc)`` from the edges at which core instructions were
+    issued and retired (see the module docstring): each instruction gets the cycles from its
+    issue, or the previous retirement if later, to its retirement."""
+    core_instr = [(k, ins.proc.name) for k, ins in enumerate(vs.program)
+                  if ins.proc != Proc.IDLE]
+    instructions, per_proc = [], {}
+    prev = 0
+    for (k, name), iss, ret in zip(core_instr, issue, retire):
+        instructions.append((k, name, iss, ret))
+        per_proc[name] = per_proc.get(name, 0) + ret - max(iss, prev)
+        prev = ret
+    return instructions, per_proc
 
 
 def _pack_rows(rows: np.ndarray, word_bits: int) -> list:
@@ -118,9 +171,15 @@ def _init_value(mem, value: int):
 
 def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, seed: int = 0,
               max_cycles: int | None = None, vcd: str | None = None, core=None,
-              load: str = "backdoor") -> HarnessResult:
+              load: str = "backdoor", program_in: str = "axil",
+              program_addr: int | None = None) -> HarnessResult:
+    """See the module docstring. ``program_addr`` (``program_in="dram"``): the program's DRAM
+    byte address instead of the default; outside the DRAM model the program is not stored
+    and the fetch gets DECERR (a test of fetch errors)."""
     if load not in ("backdoor", "axi"):
         raise ValueError(f"load: must be 'backdoor' or 'axi', got {load!r}")
+    if program_in not in ("axil", "queued", "dram"):
+        raise ValueError(f"program_in: must be 'axil', 'queued' or 'dram', got {program_in!r}")
     cfg = vs.config
     vs.memories.validate(cfg)
     max_cycles = 2_000_000 if max_cycles is None else int(max_cycles)
@@ -140,17 +199,19 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
         if len(nz):
             top.spm_memory.init = [_init_value(top.spm_memory, int(v))
                                    for v in spm[:int(nz[-1]) + 1]]
-    smem_hi = int(nz_rows[-1]) + 1 if len(nz_rows) else 0
-    for ins in vs.program:
-        if ins.proc != Proc.IDLE:
-            for name, (lo, hi) in region_rows(cfg, ins).items():
-                if name.startswith("smem_"):
-                    smem_hi = max(smem_hi, hi)
-    smem_hi = min(smem_hi, cfg.smem_depth)
-    dram = AxiMemory(top.dram, size=dram_size_for(vs), read_latency=dram_latency,
-                     stall=dram_stall, seed=seed)
+    smem_hi = smem_rows_used(vs)
+    dram_size = dram_size_for(vs)
+    prog_addr = dram_size if program_addr is None else int(program_addr)
+    if program_in == "dram":
+        image = program_image(cfg, vs.program)
+        if program_addr is None:
+            dram_size += max(4096, -(-len(image) // 4096) * 4096)
+    dram = AxiMemory(top.dram, size=dram_size, read_latency=dram_latency,
+                     stall=dram_stall, seed=seed, **DRAM_MODEL)
     if len(vs.memories.dram):
         dram.write_words(0, vs.memories.dram, cfg.word_bytes)
+    if program_in == "dram" and prog_addr + len(image) <= dram_size:
+        dram.write(prog_addr, image.tobytes())
 
     bus = top.ctrl
     program = [to_words(cfg, i) for i in vs.program]
@@ -194,8 +255,20 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
                 await wr(ctx, "SPM_WDATA", v >> 32, 4)
         await wr(ctx, "IRQ_ENABLE", 0b111)
         await wr(ctx, "INSTR_COUNT", len(program))
-        await wr(ctx, "CTRL", 1 << CTRL_BITS["start"])
-        pending = list(program)
+        if program_in == "dram":
+            await wr(ctx, "PROG_ADDR", prog_addr & 0xFFFF_FFFF)
+            if cfg.axi_addr_width > 32:
+                await wr(ctx, "PROG_ADDR", prog_addr >> 32, 4)
+            await wr(ctx, "PROG_COUNT", len(program))
+            await wr(ctx, "CTRL", (1 << CTRL_BITS["start"]) | (1 << FETCH_BIT))
+            pending = []
+        else:
+            pending = list(program)
+            if program_in == "queued":     # fill the queue first: START finds it ready
+                for _ in range(min(depth, len(pending))):
+                    for k, w in enumerate(pending.pop(0)):
+                        await wr(ctx, "INSTR", w, 4 * k)
+            await wr(ctx, "CTRL", 1 << CTRL_BITS["start"])
         pauses = 0
         while True:
             if pending:
@@ -269,6 +342,8 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()
+        from .waves import write_gtkw
+        write_gtkw(vcd, Path(vcd).with_suffix(".gtkw"))
     else:
         sim.run()
     wall = time.perf_counter() - t0
@@ -280,14 +355,7 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
     raw = dram.data[:n_img * wb].reshape(n_img, wb).astype(np.int64)
     dwords = (raw << (8 * np.arange(wb, dtype=np.int64))).sum(axis=1)
     mems = Memories(dram=dwords[:n_img], smem=out["smem"], spm=out["spm"])
-    core_instr = [(k, ins.proc.name) for k, ins in enumerate(vs.program)
-                  if ins.proc != Proc.IDLE]
-    instructions, per_proc = [], {}
-    prev = 0
-    for (k, name), iss, ret in zip(core_instr, stamps["issue"], stamps["retire"]):
-        instructions.append((k, name, iss, ret))
-        per_proc[name] = per_proc.get(name, 0) + ret - max(iss, prev)
-        prev = ret
+    instructions, per_proc = attribute_cycles(vs, stamps["issue"], stamps["retire"])
     return HarnessResult(memories=mems, cycles_total=out["counters"]["cycles"],
                          cycles_per_proc=per_proc, counters=out["counters"],
                          sim_cycles=ticks[0], wall_seconds=wall, instructions=instructions,

@@ -21,8 +21,12 @@ A beat is a dict (the same keys as the gateware's input payload)::
   racc[addr]``, no ``s``). On ``last`` the result is ``apply_func(func,
   to_word(racc[addr]))`` in lane 0; the other lanes are 0.
 
+Optional keys ``drain``, ``daddr``, ``dzero`` (a PARALLEL beat without ``last``): before
+the beat's own accumulation, ``acc[daddr]`` (``+0`` with ``dzero``) is read out as a
+result ``apply_func(func, to_word(acc[daddr]))`` on all lanes, with ``addr = daddr``.
+
 A result is ``{"mode", "addr", "data": tuple of num_pe words}``, in the order of the
-``last`` beats.
+``last`` (or drain) beats.
 
 Reading a partial sum that was never written (``first = 0`` on a fresh address) raises
 `ValueError`, and so does a ``PARALLEL`` accumulation that continues after ``CHAIN``
@@ -63,13 +67,14 @@ CHAIN = 1
 
 
 def beat(w, x, mode=PARALLEL, addr=0, first=False, last=False, zero=False,
-         func=Func.NONE) -> dict:
+         func=Func.NONE, drain=False, daddr=0, dzero=False) -> dict:
     """A beat dict with every key (``x`` may be a scalar: broadcast to every lane)."""
     w = [int(v) for v in np.asarray(w).ravel()]
     x = np.asarray(x).ravel()
     x = [int(x[0])] * len(w) if x.size == 1 else [int(v) for v in x]
     return {"w": w, "x": x, "mode": int(mode), "addr": int(addr), "first": bool(first),
-            "last": bool(last), "zero": bool(zero), "func": int(func)}
+            "last": bool(last), "zero": bool(zero), "func": int(func), "drain": bool(drain),
+            "daddr": int(daddr), "dzero": bool(dzero)}
 
 
 class PEArrayRef:
@@ -101,6 +106,20 @@ class PEArrayRef:
         a = b["addr"]
         zero_acc = np.int64(f.zero_acc)
         if b["mode"] == PARALLEL:
+            drained = None
+            if b.get("drain") and not b["last"]:
+                d = b["daddr"]
+                if not 0 <= d < self.lmem_depth:
+                    raise ValueError(f"{where}: daddr {d} outside 0..{self.lmem_depth - 1}")
+                if b.get("dzero"):
+                    val = np.full(self.num_pe, zero_acc, dtype=np.int64)
+                elif self.acc[d] is None:
+                    raise ValueError(f"{where}: drain of addr {d} reads a partial sum that "
+                                     f"was never written (or was destroyed by CHAIN beats)")
+                else:
+                    val = self.acc[d]
+                out = apply_func(f, b["func"], f.to_word(val))
+                drained = {"mode": PARALLEL, "addr": d, "data": tuple(int(v) for v in out)}
             if b["first"]:
                 base = np.full(self.num_pe, zero_acc, dtype=np.int64)
             else:
@@ -112,7 +131,7 @@ class PEArrayRef:
             new = base if b["zero"] else f.add(base, f.mul(w, x))
             self.acc[a] = np.asarray(new, dtype=np.int64)
             if not b["last"]:
-                return None
+                return drained
             out = apply_func(f, b["func"], f.to_word(self.acc[a]))
             return {"mode": PARALLEL, "addr": a, "data": tuple(int(v) for v in out)}
         # CHAIN: the lane memories become skew buffers

@@ -8,7 +8,7 @@ from amaranth.lib import data
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from reneta_hw.config import AcceleratorConfig
-from reneta_hw.ctrl.checker import InstructionChecker, raw_rule
+from reneta_hw.ctrl.checker import InstructionChecker, python_rule, raw_rule, rule_name
 from reneta_hw.isa import IllegalInstruction, Instruction, Proc, check, decode, \
     instruction_layout
 from sim.streams import collect, feed, simulate
@@ -127,3 +127,32 @@ def test_synthesizes_for_ecp5():
     from platforms.synth import synth_ecp5
     rep = synth_ecp5(InstructionChecker(CFG), name="chk", pnr=False)
     assert 0 < rep.luts < 2000 and rep.ffs > 0 and rep.brams == 0
+
+
+# DELTA (always included, rule 15 for its own fields): python rule = isa.check = gateware
+_delta_raw = st.fixed_dictionaries(
+    {name: (st.just(Proc.DELTA.value) if name == "proc" else _field(name, f.width))
+     for name, f in LAY}).map(lambda d: sum(v << LAY[n].offset for n, v in d.items()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_delta_raw)
+def test_delta_python_rule_matches_isa_check(word):
+    assert (raw_rule(CFG, word) == 0) == (_verdict(word) == 0)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_delta_raw, min_size=1, max_size=40), st.integers(0, 99))
+def test_delta_gateware_matches_python(words, seed):
+    got = _run(words, 0.3, 0.3, seed)
+    assert [r for _, r in got] == [raw_rule(CFG, w) for w in words]
+    assert {raw_rule(CFG, w) for w in words} - {0}    # some are illegal
+
+
+def test_delta_rule_15():
+    ok = Instruction(proc=Proc.DELTA, src0=1, src1=1, nt=4, cnt0=3, n1=8, smem_nzl=8,
+                     smem_op1=16, dram_dst=0x80)
+    assert python_rule(CFG, ok) == 0
+    for bad in (ok.replace(cnt2=4), ok.replace(dst0=1), ok.replace(dst1=1)):
+        assert python_rule(CFG, bad) == 15 and rule_name(15) == "delta"
+    assert python_rule(CFG, ok.replace(t=1)) == 7          # t + steps > nt

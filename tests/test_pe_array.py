@@ -198,6 +198,53 @@ def test_procedure_sequences(fmt, num_pe):
     assert (data[6 * k:, 1:] == 0).all()
 
 
+def drain_beats(fmt, rng, num_pe, n, n_addr=6, p_drain=0.5):
+    """PARALLEL beats, about half carrying a drain of a random address (of one with a
+    partial sum, or ``dzero``), some draining an address accumulated just before."""
+    out, opened = [], set()
+    for _ in range(n):
+        a = int(rng.integers(0, n_addr))
+        first = a not in opened or rng.random() < 0.15
+        last = rng.random() < 0.2
+        kw = {}
+        if not last and rng.random() < p_drain:       # reads before this beat's own write
+            d = int(rng.integers(0, n_addr))
+            kw = dict(drain=True, daddr=d, dzero=d not in opened or rng.random() < 0.2)
+        opened.add(a)
+        out.append(beat(words(fmt, rng, num_pe), words(fmt, rng, num_pe), PARALLEL, a, first,
+                        last, rng.random() < 0.1, int(rng.integers(0, 4)), **kw))
+    return out
+
+
+@pytest.mark.parametrize("fmt,stall", [(Q88, 0.0), (I16, 0.3), (BF32, 0.3)], ids=str)
+def test_drain_beats(fmt, stall):
+    """Drains ride on PARALLEL beats (results in beat order, drains of addresses the beats
+    just before accumulate onto wait for their writes), bit-exact with `sim.pe_ref`."""
+    rng = np.random.default_rng(21)
+    dut = PEArray(fmt, 2, 8)
+    beats = drain_beats(fmt, rng, 2, 120)
+    got, exp = run_pe(dut, beats, stall, stall, seed=5)
+    assert sum(b["drain"] for b in beats) > 30
+    assert got == exp
+
+
+def test_drains_take_no_input_slot():
+    """A drain on every beat of a block on the other half of the memory: one beat per
+    cycle, one result per cycle."""
+    fmt = Q88
+    rng = np.random.default_rng(2)
+    dut = PEArray(fmt, 2, 8)
+    fill = [beat(words(fmt, rng, 2), words(fmt, rng, 2), PARALLEL, 4 + k, True, False)
+            for k in range(4)]
+    beats = fill + [beat(words(fmt, rng, 2), words(fmt, rng, 2), PARALLEL, k % 4, k < 4,
+                         False, drain=k < 4, daddr=4 + k % 4) for k in range(12)]
+    beats[-1]["last"] = True
+    ins, outs, res = _timed(dut, beats, n_out=5)
+    assert ins == list(range(16))
+    assert outs[:4] == [c + dut.latency_parallel for c in ins[4:8]]
+    assert res == PEArrayRef(fmt, 2, 8).run(beats)
+
+
 def test_hazards_back_to_back_bfloat16():
     """Every beat accumulates onto the address of the beat before (gap 1 < La): the array
     must stall, not read a stale partial sum; also gaps 2 and 3."""
@@ -218,9 +265,9 @@ def test_hazards_back_to_back_bfloat16():
 
 
 # --- throughput ----------------------------------------------------------------------------
-def _timed(dut, beats):
+def _timed(dut, beats, n_out=None):
     """No stalls: (cycles of input handshakes, cycles of output handshakes, results)."""
-    n_out = sum(b["last"] for b in beats)
+    n_out = sum(b["last"] for b in beats) if n_out is None else n_out
     ins, outs, res = [], [], []
 
     async def tb(ctx):
@@ -315,7 +362,8 @@ def test_local_memories_collisions_are_dont_care():
     """The lane and reduction memories are marked ``no_rw_check`` and the synthesis flow
     turns that into don't-care collisions (no read-first emulation behind the RAMs)."""
     text = rtlil_no_rw_check(rtlil.convert(PEArray(I16, 2, 8), name="pe", emit_src=False))
-    assert text.count("COLLISION_X_MASK 1'1") == 3          # 2 lanes + the reduction lane
+    # per read port: 2 lanes x (accumulation + drain) + the reduction lane
+    assert text.count("COLLISION_X_MASK 1'1") == 5
     assert "COLLISION_X_MASK 1'0" not in text
 
 

@@ -17,6 +17,9 @@ Input stream ``i``, one beat per cycle (`pe_in_layout`)::
     last   emit the result after this beat
     zero   add no product (the result of a first+last+zero beat is func(to_word(+0)))
     func   Func applied to the result words
+    drain  also read out the PARALLEL partial sum at ``daddr`` (``dzero``: +0 instead)
+    daddr  (without taking an input slot: VXV_SP drains one block while the next one
+    dzero  accumulates in the other half of the local memory)
 
 * ``PARALLEL``, lane p: ``acc[addr][p] = (first ? +0 : acc[addr][p]) ⊕ (w_p ⊗ x_p)``;
   on ``last`` the output carries ``apply_func(to_word(acc[addr][p]))`` in every lane p.
@@ -25,8 +28,15 @@ Input stream ``i``, one beat per cycle (`pe_in_layout`)::
   reduction lane ``racc[addr] = (first ? +0 : racc[addr]) ⊕ s``; on ``last`` the output
   carries ``apply_func(to_word(racc[addr]))`` in lane 0 and 0 in the other lanes.
 
-Output stream ``o`` (`pe_out_layout`): ``data`` (num_pe words), ``mode`` and ``addr`` of
-the ``last`` beat, in beat order.
+* drain (a PARALLEL beat without ``last``): besides its own accumulation, the beat reads
+  ``acc[daddr]`` as it was before the beat (``+0`` with ``dzero``) and emits
+  ``apply_func(to_word(acc[daddr]))`` in every lane, in the result slot the beat does not
+  use. The read is a second read port of each lane memory, two advances before the result
+  stage; a drain of an address one of the two beats just before it accumulates onto waits
+  (bubbles) until they are written. ``drain`` on a CHAIN or ``last`` beat is ignored.
+
+Output stream ``o`` (`pe_out_layout`): ``data`` (num_pe words), ``mode`` and ``addr``
+(``daddr`` for a drain) of each result, in beat order.
 
 ``zero`` is implemented as adding ``-0`` (``fmt.neg_acc(+0)``) instead of the product:
 ``a ⊕ -0 = a`` for every accumulator the arithmetic produces, in both formats (IEEE:
@@ -116,6 +126,9 @@ def pe_in_layout(fmt: NumberFormat, num_pe: int, lmem_depth: int) -> data.Struct
         "last": 1,
         "zero": 1,
         "func": unsigned(FUNC_BITS),
+        "drain": 1,
+        "daddr": unsigned(_addr_bits(lmem_depth)),
+        "dzero": 1,
     })
 
 
@@ -274,7 +287,8 @@ class PEArray(wiring.Component):
 
         # --- beat metadata along the pipeline (positions 0 .. Rc+1) ----------------------
         meta_layout = data.StructLayout({"valid": 1, "chain": 1, "addr": ab, "first": 1,
-                                         "last": 1, "zero": 1, "func": FUNC_BITS})
+                                         "last": 1, "zero": 1, "func": FUNC_BITS,
+                                         "drain": 1, "daddr": ab, "dzero": 1})
         meta = [Signal(meta_layout, name="meta0")]
         m.d.comb += [
             meta[0].valid.eq(accept),
@@ -284,6 +298,9 @@ class PEArray(wiring.Component):
             meta[0].last.eq(pay.last),
             meta[0].zero.eq(pay.zero),
             meta[0].func.eq(pay.func),
+            meta[0].drain.eq(pay.drain & (pay.mode == PEMode.PARALLEL) & ~pay.last),
+            meta[0].daddr.eq(pay.daddr),
+            meta[0].dzero.eq(pay.dzero),
         ]
         for j in range(1, Rc + 2):
             r = Signal(meta_layout, name=f"meta{j}")
@@ -302,7 +319,11 @@ class PEArray(wiring.Component):
         timer = Signal(range(max(drain_par, drain_chain) + 1))
         hazard = Signal()
         hits = [meta[j].valid & (meta[j].addr == pay.addr) for j in range(1, La)]
-        m.d.comb += hazard.eq(~pay.first & Cat(*hits).any() if hits else 0)
+        # a drain reads its partial sum two advances before its result stage (Rp - 2): the
+        # beats one and two ahead of it have not written theirs yet
+        dhits = [meta[j].valid & ~meta[j].chain & (meta[j].addr == pay.daddr) for j in (1, 2)]
+        m.d.comb += hazard.eq((~pay.first & Cat(*hits).any() if hits else 0)
+                              | (pay.drain & ~pay.dzero & Cat(*dhits).any()))
         mode_ok = (pay.mode == cmode) | (timer == 0)
         m.d.comb += [
             self.i.ready.eq(en & ~hazard & mode_ok),
@@ -406,6 +427,7 @@ class PEArray(wiring.Component):
 
         # --- lanes ---------------------------------------------------------------------------
         adders = []
+        drained = []
         for p in range(Np):
             mul = make_multiplier(fmt, self.mul_stages)
             add = self._adder()
@@ -431,6 +453,12 @@ class PEArray(wiring.Component):
                 wp.en.eq(en & (chain | (meta[Rp].valid & ~meta[Rp].chain))),
             ]
             rd = stored(par_rcode, rp.data, add.o, f"lane{p}")
+            # drain read-out port: address at Rp-2, memory output registered at Rp-1 (+0
+            # for an untouched column), the value at Rp where the adder's result would be
+            dport = lmem.read_port(domain="sync")
+            m.d.comb += [dport.en.eq(en), dport.addr.eq(meta[Rp - 2].daddr)]
+            dval = delay(Mux(meta[Rp - 1].dzero, ZERO, dport.data), 1, f"drained{p}")
+            drained.append(dval)
             chain_a = ZERO if p == 0 else adders[p - 1].o
             chain_b = rd if skew >= 4 else delay(prod, skew, f"skew{p}")
             m.d.comb += [
@@ -462,19 +490,24 @@ class PEArray(wiring.Component):
         res_layout = data.StructLayout({"valid": 1, "chain": 1, "addr": ab,
                                         "func": FUNC_BITS})
         res0 = Signal(res_layout, name="res0")
-        par_res = meta[Rp].valid & ~meta[Rp].chain & meta[Rp].last
+        par_drain = meta[Rp].valid & ~meta[Rp].chain & meta[Rp].drain
+        par_res = meta[Rp].valid & ~meta[Rp].chain & (meta[Rp].last | meta[Rp].drain)
         ch_res = meta[Rc].valid & meta[Rc].chain & meta[Rc].last
         m.d.comb += [
             res0.valid.eq(par_res | ch_res),
             res0.chain.eq(chain),
-            res0.addr.eq(Mux(chain, meta[Rc].addr, meta[Rp].addr)),
+            res0.addr.eq(Mux(chain, meta[Rc].addr, Mux(par_drain, meta[Rp].daddr, meta[Rp].addr))),
             res0.func.eq(Mux(chain, meta[Rc].func, meta[Rp].func)),
         ]
+        # the drain select, computed one advance early and replicated per group of lanes
+        dsel_next = meta[Rp - 1].valid & ~meta[Rp - 1].chain & meta[Rp - 1].drain
+        dsels = replicas(dsel_next, groups, "dsel")
         words = []
         for p in range(Np):
             tw = make_to_word(fmt, self.to_word_stages)
             m.submodules[f"to_word{p}"] = tw
-            src = Mux(chain, radd.o, adders[0].o) if p == 0 else adders[p].o
+            par_src = Mux(dsels[p * groups // Np], drained[p], adders[p].o)
+            src = Mux(chain, radd.o, par_src) if p == 0 else par_src
             m.d.comb += [tw.en.eq(en), tw.a.eq(src)]
             words.append(tw.o)
         res_t = delay(res0, Lt, "res_t")

@@ -23,7 +23,14 @@ Rules (``RULES``; 0 = legal; an ``IDLE`` instruction is always legal, as in ``is
 12  smem_op0         operand-0 region inside SMEM when ``src0 == 1`` (`isa.region_rows`)
 13  smem_op1         dense operand-1 region inside SMEM (MxV, MTxV, VXV, MTxV_SP)
 14  smem_dst         result region inside SMEM when ``dst0``
+15  delta            DELTA only: x̂ region ``cnt2 < DELTA_XHAT_REGIONS``, ``dst0 = dst1 = 0``,
+                     θ (``dram_dst``) one word
 ==  ===============  ===========================================================================
+
+DELTA is always included (it is not one of ``cfg.procedures``); its other rules reuse the
+numbers above: 2 src1, 3 nt, 4 n1, 6 ``t < nt``, 7 ``t + steps <= nt``, 9 ``spm_addr + t +
+steps <= spm_depth``, 10 dram_op0 align (``src0 = 0``), 12 the source region inside SMEM
+(``src0 = 1``: ``ceil(n1/Np) * nt`` rows).
 
 `python_rule` is the same function in Python (tested against ``isa.check`` and against the
 gateware). `InstructionChecker` is a 3-stage pipeline (decode, products, compare) with one
@@ -37,8 +44,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
-from ..isa import (IllegalInstruction, Instruction, Proc, SPARSE_PROCS, decode,
-                   instruction_layout, loop_sizes, region_rows)
+from ..isa import (DELTA_XHAT_REGIONS, IllegalInstruction, Instruction, Proc, SPARSE_PROCS,
+                   decode, instruction_layout, loop_sizes, region_rows)
 
 __all__ = ["RULES", "rule_name", "python_rule", "raw_rule", "checked_layout",
            "InstructionChecker"]
@@ -46,7 +53,7 @@ __all__ = ["RULES", "rule_name", "python_rule", "raw_rule", "checked_layout",
 RULES = {
     1: "proc", 2: "src1", 3: "nt", 4: "n1", 5: "blocks", 6: "t", 7: "steps", 8: "n_in",
     9: "spm", 10: "dram_op0 align", 11: "dram_dst align", 12: "smem_op0", 13: "smem_op1",
-    14: "smem_dst",
+    14: "smem_dst", 15: "delta",
 }
 
 
@@ -59,6 +66,8 @@ def python_rule(cfg: AcceleratorConfig, ins: Instruction) -> int:
     p = ins.proc
     if p == Proc.IDLE:
         return 0
+    if p == Proc.DELTA:
+        return _delta_rule(cfg, ins)
     if p.name not in cfg.procedures:
         return 1
     s = loop_sizes(ins)
@@ -87,6 +96,22 @@ def python_rule(cfg: AcceleratorConfig, ins: Instruction) -> int:
     regions = region_rows(cfg, ins)
     for rule, name in ((12, "smem_op0"), (13, "smem_op1"), (14, "smem_dst")):
         if name in regions and regions[name][1] > cfg.smem_depth:
+            return rule
+    return 0
+
+
+def _delta_rule(cfg: AcceleratorConfig, ins: Instruction) -> int:
+    steps = ins.cnt0 + 1
+    rows = region_rows(cfg, ins)
+    for rule, broken in (
+            (2, ins.src1 != 1), (3, not 1 <= ins.nt <= cfg.max_m),
+            (4, not 1 <= ins.n1 <= cfg.max_n), (6, ins.t >= ins.nt),
+            (7, ins.t + steps > ins.nt), (9, ins.spm_addr + ins.t + steps > cfg.spm_depth),
+            (10, ins.src0 == 0 and ins.dram_op0 % cfg.row_bytes != 0),
+            (12, "smem_op0" in rows and rows["smem_op0"][1] > cfg.smem_depth),
+            (15, ins.cnt2 >= DELTA_XHAT_REGIONS or ins.dst0 or ins.dst1
+             or ins.dram_dst > cfg.fmt.word_mask)):
+        if broken:
             return rule
     return 0
 
@@ -146,7 +171,7 @@ class InstructionChecker(wiring.Component):
         ins1 = Signal(lay)
         cb = cfg.cnt_bits + 1
         wide = max(cb, cfg.n_bits, cfg.nt_bits) + 1
-        simple1 = Signal(12)          # bit r-1: rule r broken (rules 1..11)
+        simple1 = Signal(12)          # bits 0..10: rules 1..11 broken; bit 11: rule 15
         ma = [Signal(wide, name=f"ma{k}") for k in range(3)]
         mb = [Signal(wide, name=f"mb{k}") for k in range(3)]
         use = Signal(3)               # region k checked
@@ -169,7 +194,8 @@ class InstructionChecker(wiring.Component):
         has_steps = is_[Proc.VXV_SP] | is_[Proc.MxV] | is_[Proc.MTxV] | is_[Proc.VXV]
         dense = is_[Proc.MxV] | is_[Proc.MTxV] | is_[Proc.VXV]
         sparse = is_[Proc.MxV_SP] | is_[Proc.MTxV_SP] | is_[Proc.VXV_SP]
-        included = Const(0, 1)
+        delta = is_[Proc.DELTA]
+        included = delta
         for name in cfg.procedures:
             included = included | is_[Proc[name]]
 
@@ -189,13 +215,16 @@ class InstructionChecker(wiring.Component):
             i.src1 != 1,                                                 # 2
             (i.nt == 0) | (i.nt > cfg.max_m),                            # 3
             (i.n1 == 0) | (i.n1 > cfg.max_n),                            # 4
-            cnt_blocks >= cfg.max_blocks,                                # 5
-            sparse_tq & (i.t >= i.nt),                                   # 6
-            has_steps & (cnt_steps >= i.nt),                             # 7
+            ~delta & (cnt_blocks >= cfg.max_blocks),                     # 5
+            (sparse_tq | delta) & (i.t >= i.nt),                         # 6
+            (has_steps & (cnt_steps >= i.nt)) | (delta & (i.t + i.cnt0 >= i.nt)),  # 7
             dense & (cnt_nin >= i.n1),                                   # 8
-            sparse & (i.spm_addr + Mux(is_[Proc.VXV_SP], i.cnt1, i.t) >= cfg.spm_depth),  # 9
+            (sparse & (i.spm_addr + Mux(is_[Proc.VXV_SP], i.cnt1, i.t) >= cfg.spm_depth))
+            | (delta & (i.spm_addr + i.t + i.cnt0 >= cfg.spm_depth)),   # 9
             (i.src0 == 0) & misaligned(i.dram_op0),                      # 10
-            i.dst1 & misaligned(i.dram_dst),                             # 11
+            ~delta & i.dst1 & misaligned(i.dram_dst),                    # 11
+            delta & ((i.cnt2 >= DELTA_XHAT_REGIONS) | i.dst0 | i.dst1     # 15
+                     | (i.dram_dst > cfg.fmt.word_mask)),
         ]
         ceil_nin = (cnt_nin + Np) >> lb
         ceil_n1 = (i.n1 + (Np - 1)) >> lb
@@ -206,13 +235,13 @@ class InstructionChecker(wiring.Component):
             m.d.sync += [
                 simple1.eq(Cat(*rules)),
                 # op0: blocks * (n1 | nt)
-                ma[0].eq(c_blocks), mb[0].eq(Mux(weights_op0, i.n1, i.nt)),
+                ma[0].eq(Mux(delta, ceil_n1, c_blocks)), mb[0].eq(Mux(weights_op0, i.n1, i.nt)),
                 # op1: (blocks | ceil(n_in/Np)) * nt
                 ma[1].eq(Mux(mtx, c_blocks, ceil_nin)), mb[1].eq(i.nt),
                 # dst: blocks * nt | ceil(n1/Np) * nt | blocks * n1
                 ma[2].eq(Mux(mtx, ceil_n1, c_blocks)),
                 mb[2].eq(Mux(out_bnt | mtx, i.nt, i.n1)),
-                use.eq(Cat(i.src0 == 1, mtx | is_[Proc.MxV] | is_[Proc.VXV], i.dst0)),
+                use.eq(Cat(i.src0 == 1, mtx | is_[Proc.MxV] | is_[Proc.VXV], i.dst0 & ~delta)),
                 # base + rows <= depth  <=>  rows <= depth - base
                 lim[0].eq(cfg.smem_depth - i.smem_op0), lim[1].eq(cfg.smem_depth - i.smem_op1),
                 lim[2].eq(cfg.smem_depth - i.smem_dst),
@@ -236,16 +265,16 @@ class InstructionChecker(wiring.Component):
 
         # ---- stage 3: bounds
         ins3 = Signal(lay)
-        flags3 = Signal(14)
+        flags3 = Signal(15)
         idle3 = Signal()
         over = [use2[k] & (prod[k] > lim2[k]) for k in range(3)]
         with m.If(go):
             m.d.sync += [v3.eq(v2), ins3.eq(ins2), idle3.eq(idle2),
-                         flags3.eq(Cat(simple2[:11], *over))]
+                         flags3.eq(Cat(simple2[:11], *over, simple2[11]))]
 
         # ---- stage 4: the first broken rule
         first = Const(0, 4)
-        for r in reversed(range(14)):
+        for r in reversed(range(15)):
             first = Mux(flags3[r], r + 1, first)
         out = Signal(checked_layout(cfg))
         with m.If(go):

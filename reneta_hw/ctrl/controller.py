@@ -5,7 +5,8 @@ write illegal ones; the core must only ever see legal instructions, one after th
 and the host must be able to stop the machine at chosen points (``pause``), learn where and
 why it stopped on an error, and measure what happened (cycles, MAC beats, stalls).
 
-Pipeline: ``push`` (from the register file) -> ``StreamFIFO`` (``cfg.instr_queue_depth``
+Pipeline: ``push`` (from the register file's INSTR window, or from the DRAM instruction
+fetcher `reneta_hw.ctrl.fetch.InstructionFetcher`: the top level merges both) -> ``StreamFIFO`` (``cfg.instr_queue_depth``
 instructions) -> `InstructionChecker` (4 cycles) -> ``SkidBuffer`` (cuts the core's ready
 off the checker's stall enable) -> issue stage -> ``core_instr``. From a push into an empty
 queue to the core: 8 cycles; then one instruction per cycle while the core takes them.

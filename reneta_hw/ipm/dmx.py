@@ -95,5 +95,6 @@ class DMX(wiring.Component):
             m.d.sync += [
                 o.w.eq(w), o.x.eq(x), o.mode.eq(c.mode), o.addr.eq(c.addr),
                 o.first.eq(c.first), o.last.eq(c.last), o.zero.eq(c.zero), o.func.eq(c.func),
+                o.drain.eq(c.drain), o.daddr.eq(c.daddr), o.dzero.eq(c.dzero),
             ]
         return m

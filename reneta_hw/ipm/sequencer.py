@@ -18,10 +18,15 @@ Loop orders (``B`` blocks, Np lanes, PE ``addr`` = partial-sum address):
   op0 row ``b*n1 + nzi_k``, x = G_t row ``op1 + b*nt + t`` (unicast). Result: one lane.
   The G_t rows are read from SMEM for the first non-zero only and kept in the DMX's
   operand-1 cache (``x_wr``/``x_rd``, slot b; when B <= `x_cache_rows`).
-* VXV_SP: b outer, t, then the non-zeros of t; PARALLEL, addr = nzi, ``first`` when nzi
-  is touched for the first time in this block (a touched bitmap); op0 row ``b*nt + t``
-  read once per timestep with non-zeros and held; then a drain of every column
-  i < n1 (zero beats, first = untouched, last): row ``dst + b*n1 + i``.
+* VXV_SP: b outer, t, then the non-zeros of t; PARALLEL, addr = nzi (+ H = lmem_depth/2
+  on odd blocks), ``first`` when nzi is touched for the first time in this block (a
+  touched bitmap); op0 row ``b*nt + t`` read once per timestep with non-zeros and held.
+  Every column i < n1 of block b is drained (result row ``dst + b*n1 + i``; +0 when
+  untouched): when ``n1 <= H`` by the compute beats of block b+1 (the PE array's drain
+  read-out, one column per beat, no slot of its own), and whatever is left when b+1 ends,
+  by zero beats (first = untouched, last); else by zero beats after each block. The last
+  block (of two or more) drains its own columns early, as they become final (see the
+  ``last_t`` comment in the code); a descriptor without result retires it.
 * MxV: b, n, t; PARALLEL addr = t; op0 row ``b*n1 + n`` held over t; x = lane ``n % Np``
   of SMEM row ``op1 + (n//Np)*nt + t``.
 * MTxV: n, b, t; CHAIN addr = t (the reduction lane sums over b per t); op0 row
@@ -41,6 +46,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -76,6 +83,7 @@ def beat_layout(cfg: AcceleratorConfig) -> data.StructLayout:
         "x_wr": 1, "x_rd": 1, "x_slot": unsigned(_slot_bits(cfg)),
         "mode": PEMode, "addr": unsigned(_addr_bits(cfg.lmem_depth)),
         "first": 1, "last": 1, "zero": 1, "func": unsigned(FUNC_BITS),
+        "drain": 1, "daddr": unsigned(_addr_bits(cfg.lmem_depth)), "dzero": 1,
     })
 
 
@@ -144,7 +152,40 @@ class Sequencer(wiring.Component):
         nrow = Signal(big)      # (n // Np) * nt
         kslot = Signal(max(1, exact_log2(self.chain_slots)))
         touched = Signal(cfg.max_n)
-        drain = Signal()
+        drain = Signal()           # VXV_SP: the flush phase (drains without compute beats)
+        # VXV_SP double buffering: block b accumulates in half ``hoff`` of the PE array's
+        # local memory while the previous block (half ``hoff_p``, columns ``touched_p``,
+        # result row of column i: ``rowp_i``) is drained by its compute beats (``dpend``: column
+        # ``i`` and above are still to drain)
+        H = cfg.lmem_depth // 2
+        touched_p = Signal(cfg.max_n)
+        dpend = Signal()
+        hoff = Signal()
+        hoff_p = Signal()
+        need_rot = Signal()        # the block ended while drains of the one before remained
+        fin = Signal()             # the last block has been rotated into the drain slot
+        rotate = Signal()
+        # VXV_SP early drains of the last block (which has no next block to hide its drains
+        # behind): every block walks the same lists, so block 0 records the last timestep
+        # of each column (``last_t``); in the last block a column is final after the beat
+        # at that timestep and is queued (``ef``) for a drain by a later compute beat; a
+        # scan queues the untouched columns (+0). What is left when the block ends is
+        # drained by zero beats; a result-less descriptor then retires the instruction.
+        m.submodules.last_t = last_t = Memory(shape=unsigned(cfg.cnt_bits), depth=cfg.max_n,
+                                              init=[])
+        lt_w = last_t.write_port()
+        lt_r = last_t.read_port(domain="comb")
+        EF = 16
+        m.submodules.ef = ef = SyncFIFO(width=cfg.n_bits + 1, depth=EF)
+        efin = Signal()            # the last block's flush (early-drain mode)
+        sc = Signal(cfg.n_bits + 1)
+        # registered decodes (off the element-to-output paths): n1 <= H and "this is the
+        # last block of two or more, double buffered"
+        pp_r = Signal()
+        early_r = Signal()
+        rowp_i = Signal(big)
+        self._probes = dict(ef_level=ef.level, sc=sc, drain=drain, efin=efin, dpend=dpend,
+                            i=i)      # for simulation probes (debugging only)
 
         el = self.el.payload
         blocks_m1 = Mux(ins.proc == Proc.MTxV_SP, ins.cnt1,
@@ -224,40 +265,127 @@ class Sequencer(wiring.Component):
                             m.d.sync += [b.eq(b + 1), bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
                 # ---------------------------------------------------------------- VXV_SP
                 with m.Case(Proc.VXV_SP):
-                    last_t = t == ins.cnt1
+                    last_t_ = t == ins.cnt1
                     last_i = i == ins.n1 - 1
+                    pp = pp_r
+                    early = early_r
+                    touched_next = Signal(cfg.max_n)
+                    m.d.comb += touched_next.eq(touched)
+                    ef_col = ef.r_data[:cfg.n_bits]
+                    ef_dz = ef.r_data[cfg.n_bits]
+                    ef_push_beat = Signal()
+                    # the scan of untouched columns (last block only), when the beat does
+                    # not push
+                    scan_done = sc == ins.n1
+                    sc_touched = touched_p.bit_select(sc, 1)
+                    with m.If(early & ~scan_done & (sc_touched | (~ef_push_beat
+                                                                   & (ef.level < EF - 2)))):
+                        m.d.sync += sc.eq(sc + 1)
+                        with m.If(~sc_touched):
+                            m.d.comb += [ef.w_en.eq(1), ef.w_data.eq(Cat(sc[:cfg.n_bits], 1))]
                     with m.If(~drain):
                         hit = touched.bit_select(el.nzi[:ib], 1)
+                        # drain slot: the previous block's columns, or the last block's
+                        # final ones (first when their queue is nearly full)
+                        # (a column is popped with two pushes behind it: at least three
+                        # beats after its final touch, so the PE array need not wait for
+                        # that beat's write; the queue's rest goes to the flush)
+                        use_ef = early & (ef.level >= 3) & (~dpend | (ef.level >= EF - 1))
+                        use_p = dpend & ~use_ef
+                        piggy = ~el.empty & (use_ef | use_p)
                         m.d.comb += [
                             work.eq(self.el.valid), has_beat.eq(~el.empty), has_el.eq(1),
                             w_src.eq(Mux(el.first, WSrc.NEW, WSrc.HOLD)),
                             op0_row.eq(bnt + t),
                             beat.x_bcast.eq(1), beat.x_word.eq(el.nzv),
-                            beat.mode.eq(PEMode.PARALLEL), beat.addr.eq(el.nzi),
+                            beat.mode.eq(PEMode.PARALLEL),
+                            beat.addr.eq(el.nzi + Mux(hoff, H, 0)),
                             beat.first.eq(~hit),
+                            beat.drain.eq(piggy),
+                            beat.daddr.eq(Mux(use_ef, ef_col + Mux(hoff, H, 0),
+                                              i + Mux(hoff_p, H, 0))),
+                            beat.dzero.eq(Mux(use_ef, ef_dz, ~touched_p.bit_select(i, 1))),
+                            has_wb.eq(piggy),
+                            wb_row.eq(Mux(use_ef, bn1 + ef_col, rowp_i)),
+                            lt_r.addr.eq(el.nzi[:ib]),
                         ]
+                        with m.If(~el.empty):
+                            m.d.comb += touched_next.eq(
+                                touched | (Const(1, cfg.max_n) << el.nzi[:ib]))
                         with m.If(advance):
-                            with m.If(~el.empty):
-                                m.d.sync += touched.eq(touched | (Const(1, cfg.max_n) << el.nzi[:ib]))
+                            m.d.sync += touched.eq(touched_next)
+                            m.d.comb += [
+                                lt_w.en.eq(~el.empty & (b == 0)), lt_w.addr.eq(el.nzi[:ib]),
+                                lt_w.data.eq(t),
+                                ef_push_beat.eq(early & ~el.empty & (lt_r.data == t)),
+                                ef.r_en.eq(~el.empty & use_ef),
+                            ]
+                            with m.If(ef_push_beat):
+                                m.d.comb += [ef.w_en.eq(1),
+                                             ef.w_data.eq(Cat(el.nzi[:cfg.n_bits], 0))]
+                            with m.If(~el.empty & use_p):
+                                m.d.sync += [i.eq(i + 1), rowp_i.eq(rowp_i + 1)]
+                                with m.If(last_i):
+                                    m.d.sync += [dpend.eq(0), i.eq(0)]
                             with m.If(el.last):
                                 m.d.sync += t.eq(t + 1)
-                                with m.If(last_t):
-                                    m.d.sync += [drain.eq(1), i.eq(0), t.eq(0)]
+                                with m.If(last_t_):
+                                    m.d.sync += t.eq(0)
+                                    with m.If(early):
+                                        m.d.sync += [drain.eq(1), efin.eq(1)]
+                                    with m.Elif(dpend & ~(piggy & use_p & last_i)):
+                                        m.d.sync += [drain.eq(1), need_rot.eq(1)]
+                                    with m.Else():
+                                        m.d.comb += rotate.eq(1)
+                    with m.Elif(efin & ~dpend):
+                        # the last block's leftovers, then a result-less retirement
+                        with m.If(ef.r_rdy):
+                            m.d.comb += [
+                                work.eq(1), has_beat.eq(1), w_src.eq(WSrc.NONE),
+                                beat.mode.eq(PEMode.PARALLEL),
+                                beat.addr.eq(ef_col + Mux(hoff, H, 0)),
+                                beat.first.eq(ef_dz), beat.last.eq(1), beat.zero.eq(1),
+                                has_wb.eq(1), wb_row.eq(bn1 + ef_col),
+                                ef.r_en.eq(advance),
+                            ]
+                        with m.Elif(scan_done):
+                            m.d.comb += [work.eq(1), has_wb.eq(1), result.eq(0),
+                                         retire.eq(1)]
+                            with m.If(advance):
+                                m.d.comb += reset.eq(1)
                     with m.Else():
                         m.d.comb += [
-                            work.eq(1), has_beat.eq(1), w_src.eq(WSrc.NONE),
-                            beat.mode.eq(PEMode.PARALLEL), beat.addr.eq(i),
-                            beat.first.eq(~touched.bit_select(i, 1)), beat.last.eq(1),
+                            work.eq(1), has_beat.eq(dpend), w_src.eq(WSrc.NONE),
+                            beat.mode.eq(PEMode.PARALLEL), beat.addr.eq(i + Mux(hoff_p, H, 0)),
+                            beat.first.eq(~touched_p.bit_select(i, 1)), beat.last.eq(1),
                             beat.zero.eq(1),
-                            has_wb.eq(1), wb_row.eq(bn1 + i),
-                            retire.eq(last_i & last_b),
+                            has_wb.eq(dpend), wb_row.eq(rowp_i),
+                            retire.eq(dpend & last_i & fin),
                         ]
                         with m.If(advance):
-                            m.d.sync += i.eq(i + 1)
-                            with m.If(last_i):
-                                m.d.sync += [drain.eq(0), touched.eq(0), b.eq(b + 1),
-                                             bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
-                                m.d.comb += reset.eq(last_b)
+                            with m.If(dpend):
+                                m.d.sync += [i.eq(i + 1), rowp_i.eq(rowp_i + 1)]
+                                with m.If(last_i):
+                                    m.d.sync += [dpend.eq(0), i.eq(0)]
+                            with m.If(~efin & (~dpend | last_i)):
+                                with m.If(need_rot):
+                                    m.d.comb += rotate.eq(1)
+                                with m.Elif(fin):
+                                    m.d.comb += reset.eq(1)
+                                with m.Else():
+                                    m.d.sync += drain.eq(0)
+                    # the block just finished moves into the drain slot; the next one (if
+                    # any) accumulates in the other half, or after the drains without
+                    # double buffering (n1 > lmem_depth / 2)
+                    with m.If(rotate):
+                        m.d.sync += [
+                            touched_p.eq(touched_next), touched.eq(0), hoff_p.eq(hoff),
+                            hoff.eq(pp & ~hoff), rowp_i.eq(bn1), dpend.eq(1),
+                            i.eq(0), early_r.eq(pp & (b + 1 == blocks_m1)),
+                            need_rot.eq(0), b.eq(b + 1), bn1.eq(bn1 + ins.n1),
+                            bnt.eq(bnt + ins.nt),
+                            drain.eq(last_b | ~pp), fin.eq(last_b),
+                        ]
                 # ------------------------------------------------------------------- MxV
                 with m.Case(Proc.MxV):                       # b, n, t
                     last_t = t == ins.cnt0
@@ -367,5 +495,7 @@ class Sequencer(wiring.Component):
         with m.If(load):
             m.d.sync += [ins.eq(self.instr.payload), active.eq(1),
                          b.eq(0), n.eq(0), t.eq(0), i.eq(0), bn1.eq(0), bnt.eq(0), nrow.eq(0),
-                         kslot.eq(0), touched.eq(0), drain.eq(0)]
+                         kslot.eq(0), touched.eq(0), drain.eq(0), dpend.eq(0), hoff.eq(0),
+                         hoff_p.eq(0), need_rot.eq(0), fin.eq(0), efin.eq(0), sc.eq(0),
+                         early_r.eq(0), pp_r.eq(self.instr.payload.n1 <= H)]
         return m

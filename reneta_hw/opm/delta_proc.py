@@ -1,0 +1,197 @@
+"""`DeltaProc`: the engine of the ``DELTA`` instruction (delta encoding on the machine).
+
+Why: a Delta RNN layer's forward pass multiplies only the inputs that changed by more than
+θ. Without this engine the host had to compute Δ, the non-zero lists and the SPM
+descriptors itself and load them before every ``MxV_SP``; with it a program runs a layer
+from its raw input time series. The arithmetic is `reneta_hw.opm.delta_encoder.DeltaEncoder`
+(bit-exactly `sim.delta_ref`); this block only feeds it and stores what it produces. The
+instruction's semantics are `sim.golden` (``_delta``) and `reneta_hw.isa` (field use).
+
+Flow of one instruction (accepted only while the core is idle; nothing else is accepted
+until it has finished, so the core's hazard check needs no ranges for it)::
+
+    instr -> [t > 0: read SPM[spm_addr + t - 1]: list position after timestep t-1]
+          -> commands (one per timestep) ----------------------------> DeltaEncoder.cmd
+          -> row requests (SMEM ``sreq`` or DRAM ``dreq``, beat b of timestep t' at row
+             op0 + b*nt + t') -> rows (``srow`` / ``drow``, in order) -> DeltaEncoder.i
+    DeltaEncoder.o_rows -> two SMEM writes per list row (``smem_w``: index row at
+             smem_nzl + row, value row at smem_op1 + row, under the row's lane mask)
+    DeltaEncoder.o_desc -> SPM write at spm_addr + t' (``spm_we``/``spm_waddr``/``spm_wdata``)
+
+The last descriptor marks the end (the encoder offers a descriptor only after its rows
+left it, and a row leaves only once both its writes were taken): ``done`` pulses, ``busy``
+falls. The x̂ state lives in the encoder's memory, `DELTA_XHAT_REGIONS` regions of
+``max_n`` words (``cnt2``); ``t = 0`` encodes its first timestep from +0 words (``clear``).
+
+Errors (``error``, one-cycle pulse; the core reports `ErrorCode.RANGE`): a list row past
+the end of SMEM (that row is dropped, the instruction still finishes) or, for ``t > 0``, a
+list position after timestep ``t - 1`` past the end of SMEM.
+
+Ports: ``instr`` (In stream of `instruction_layout`), ``busy``, ``done``, ``error`` (Out);
+``sreq`` (Out stream: SMEM row) / ``srow`` (In stream: the row); ``dreq`` (Out stream: DRAM
+byte address of one row) / ``drow`` (In stream of `reneta_hw.bus.axi_read.row_layout`);
+``smem_w`` (Out stream of `smem_write_layout`); ``spm_raddr``/``spm_re`` (Out) and
+``spm_rdata`` (In, the cycle after ``spm_re``); ``spm_waddr``/``spm_wdata``/``spm_we`` (Out).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..bus.axi_read import row_layout as dram_row_layout
+from ..config import AcceleratorConfig, bits_for
+from ..isa import DELTA_XHAT_REGIONS, descriptor_layout, instruction_layout
+from ..mem.smem import smem_write_layout
+from .delta_encoder import DeltaEncoder
+
+__all__ = ["DeltaProc"]
+
+
+class DeltaProc(wiring.Component):
+    """``DeltaProc(cfg, **encoder_kw)`` (keywords go to `DeltaEncoder`); see the module doc."""
+
+    def __init__(self, cfg: AcceleratorConfig, **encoder_kw):
+        if not isinstance(cfg, AcceleratorConfig):
+            self._MustUse__silence = True
+            raise TypeError(f"DeltaProc: cfg must be an AcceleratorConfig, got {cfg!r}")
+        self.cfg = cfg
+        self.encoder = DeltaEncoder(cfg, xhat_regions=DELTA_XHAT_REGIONS, num_cursors=1,
+                                    **encoder_kw)
+        dl = descriptor_layout(cfg).size
+        super().__init__({
+            "instr": In(stream.Signature(instruction_layout(cfg))),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "sreq": Out(stream.Signature(unsigned(cfg.smem_addr_bits))),
+            "srow": In(stream.Signature(unsigned(cfg.row_bits))),
+            "dreq": Out(stream.Signature(unsigned(cfg.axi_addr_width))),
+            "drow": In(stream.Signature(dram_row_layout(cfg.row_bits))),
+            "smem_w": Out(stream.Signature(smem_write_layout(cfg))),
+            "spm_raddr": Out(cfg.spm_addr_bits),
+            "spm_re": Out(1),
+            "spm_rdata": In(dl),
+            "spm_waddr": Out(cfg.spm_addr_bits),
+            "spm_wdata": Out(dl),
+            "spm_we": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        Np, sa, lg = cfg.num_pe, cfg.smem_addr_bits, cfg.lane_bits
+        rs = exact_log2(cfg.row_bytes)
+        m.submodules.enc = enc = self.encoder
+        cur = Signal(instruction_layout(cfg))
+        pos = Signal(sa + lg)                     # list slot of the first timestep
+        blocks_m1 = Signal(cfg.n_bits)            # ceil(n1/Np) - 1
+
+        # --- instruction intake and the list position of timestep t - 1 ----------------------
+        idle, head, head_data, run = range(4)
+        state = Signal(2)
+        m.d.comb += [self.instr.ready.eq(state == idle), self.busy.eq(state != idle)]
+        m.d.sync += [self.done.eq(0)]
+        err_head = Signal()
+        ins = self.instr.payload
+        cmd_k = Signal(cfg.cnt_bits + 1)          # commands sent
+        req_t = Signal(cfg.cnt_bits + 1)          # timestep offset of the next row request
+        req_b = Signal(cfg.n_bits)                # its block
+        req_row = Signal(bits_for(cfg.max_blocks * cfg.max_m + cfg.max_m))   # b*nt + t'
+        req_tbase = Signal.like(req_row)          # t' of the current timestep
+        desc_k = Signal(cfg.cnt_bits + 1)         # descriptors written
+        with m.Switch(state):
+            with m.Case(idle):
+                with m.If(self.instr.valid):
+                    m.d.sync += [cur.eq(ins), pos.eq(0), cmd_k.eq(0), req_t.eq(0),
+                                 req_b.eq(0), req_row.eq(ins.t), req_tbase.eq(ins.t),
+                                 desc_k.eq(0),
+                                 blocks_m1.eq((ins.n1 - 1) >> lg),
+                                 state.eq(Mux(ins.t == 0, run, head))]
+            with m.Case(head):
+                m.d.comb += [self.spm_re.eq(1),
+                             self.spm_raddr.eq(cur.spm_addr + cur.t - 1)]
+                m.d.sync += state.eq(head_data)
+            with m.Case(head_data):
+                d = self.spm_rdata
+                dv = descriptor_layout(cfg)(d)
+                end = Signal(sa + lg + 1)
+                m.d.comb += end.eq(Cat(dv.head_lane, dv.head_row) + dv.count)
+                m.d.sync += [pos.eq(end[:sa + lg]), state.eq(run)]
+                m.d.comb += err_head.eq(end[sa + lg])
+            with m.Case(run):
+                pass
+
+        steps_m1 = cur.cnt0
+        running = state == run
+
+        # --- encoder commands: one per timestep --------------------------------------------
+        c = enc.cmd.payload
+        m.d.comb += [
+            enc.cmd.valid.eq(running & (cmd_k <= steps_m1)),
+            c.n.eq(cur.n1), c.theta.eq(cur.dram_dst[:cfg.word_bits]),
+            c.head_row.eq(pos[lg:]), c.head_lane.eq(pos[:lg]),
+            c.cont.eq(cmd_k != 0), c.cursor.eq(0),
+            c.clear.eq((cmd_k == 0) & (cur.t == 0)),
+            c.xhat_base.eq(cur.cnt2 * cfg.max_blocks),
+        ]
+        with m.If(enc.cmd.valid & enc.cmd.ready):
+            m.d.sync += cmd_k.eq(cmd_k + 1)
+
+        # --- source row requests: beat b of timestep t' at row op0 + b*nt + t' ---------------
+        req_on = running & (req_t <= steps_m1)
+        m.d.comb += [
+            self.sreq.valid.eq(req_on & cur.src0),
+            self.sreq.payload.eq(cur.smem_op0 + req_row),
+            self.dreq.valid.eq(req_on & ~cur.src0),
+            self.dreq.payload.eq(cur.dram_op0 + (req_row << rs)),
+        ]
+        req_hs = (self.sreq.valid & self.sreq.ready) | (self.dreq.valid & self.dreq.ready)
+        with m.If(req_hs):
+            with m.If(req_b == blocks_m1):
+                m.d.sync += [req_b.eq(0), req_t.eq(req_t + 1), req_row.eq(req_tbase + 1),
+                             req_tbase.eq(req_tbase + 1)]
+            with m.Else():
+                m.d.sync += [req_b.eq(req_b + 1), req_row.eq(req_row + cur.nt)]
+
+        # --- source rows into the encoder ------------------------------------------------------
+        m.d.comb += [
+            enc.i.valid.eq(Mux(cur.src0, self.srow.valid, self.drow.valid)),
+            enc.i.payload.eq(Mux(cur.src0, self.srow.payload, self.drow.payload.data)),
+            self.srow.ready.eq(cur.src0 & enc.i.ready),
+            self.drow.ready.eq(~cur.src0 & enc.i.ready),
+        ]
+
+        # --- list rows: index row, then value row ----------------------------------------------
+        r = enc.o_rows.payload
+        phase = Signal()
+        a_idx = Signal(sa + 1)
+        a_val = Signal(sa + 1)
+        m.d.comb += [a_idx.eq(cur.smem_nzl + r.row), a_val.eq(cur.smem_op1 + r.row)]
+        out_of_range = a_idx[sa] | a_val[sa]
+        w = self.smem_w.payload
+        m.d.comb += [
+            self.smem_w.valid.eq(enc.o_rows.valid & ~out_of_range),
+            w.addr.eq(Mux(phase, a_val[:sa], a_idx[:sa])),
+            w.mask.eq(r.mask),
+            w.data.eq(Mux(phase, r.value.as_value(), r.index.as_value())),
+            enc.o_rows.ready.eq(out_of_range | (phase & self.smem_w.ready)),
+        ]
+        with m.If(self.smem_w.valid & self.smem_w.ready):
+            m.d.sync += phase.eq(~phase)
+        m.d.comb += self.error.eq(err_head | (enc.o_rows.valid & out_of_range))
+
+        # --- descriptors into the SPM; the last one ends the instruction -----------------------
+        m.d.comb += [
+            enc.o_desc.ready.eq(1),
+            self.spm_we.eq(enc.o_desc.valid),
+            self.spm_waddr.eq(cur.spm_addr + cur.t + desc_k),
+            self.spm_wdata.eq(enc.o_desc.payload.as_value()),
+        ]
+        with m.If(enc.o_desc.valid):
+            m.d.sync += desc_k.eq(desc_k + 1)
+            with m.If(desc_k == steps_m1):
+                m.d.sync += [state.eq(idle), self.done.eq(1)]
+        return m
