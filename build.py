@@ -147,17 +147,17 @@ def cmd_bench(args) -> int:
         kw = dict(num_pe=args.num_pe, n=args.n, nt=args.nt,
                   sparsities=tuple(args.sparsity or (0.5, 0.8, 0.9)))
     print(f"bench: {kw['num_pe']} PEs, Nx = Nh = {kw['n']}, Nt = {kw['nt']}, int16, DRAM latency "
-          f"{args.dram_latency} cycles, pysim")
+          f"{args.dram_latency} cycles, {args.backend}")
     try:
         rows = run_bench(dram_latency=args.dram_latency, seed=args.seed,
-                         dense_each=args.dense_each, **kw)
+                         dense_each=args.dense_each, backend=args.backend, **kw)
     except (ValueError, RuntimeError, TimeoutError) as e:
         print(f"bench: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print()
     print(_table(rows, ["sparsity", "proc", "pass", "instructions", "cycles", "mac_beats",
                         "utilization", "dense_cycles", "speedup", "stall_dram",
-                        "sim_cycles_per_s"]))
+                        "stall_smem", "stall_hazard", "not_busy", "sim_cycles_per_s"]))
     ok = all(r["pass"] for r in rows)
     print(f"\n{'PASS' if ok else 'FAIL'}: results bit-exact with the golden model")
     if args.json:
@@ -184,6 +184,10 @@ def _add_bench(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dense-each", action="store_true",
                    help="run the dense programs at every sparsity (default: once)")
+    p.add_argument("--backend", default="pysim", choices=["pysim", "verilator"],
+                   help="pysim (default; the program is queued before START) or verilator "
+                        "(the emitted Verilog, ~1000x faster after a 1-3 minute build; "
+                        "pushes the program after START, ~25 cycles more per program)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.set_defaults(func=cmd_bench)
 
@@ -508,7 +512,9 @@ def _demo_stages(args, cfg, backend, why, data_options, synth_job, out, t0) -> i
     from reneta_train.train import TrainConfig, train
     from sim.runner import run_vectors
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    # With synthesis running on one core, a second torch (OpenMP) thread fights it for the
+    # other: measured here, epochs took 80-180 s instead of 2 s until Yosys finished.
+    torch.set_num_threads(1 if synth_job is not None else max(1, torch.get_num_threads()))
     tc = TrainConfig(dataset="synthetic", data_options=data_options, cell="lstm",
                      hidden_size=args.hidden_size,
                      theta_x=args.theta, theta_h=args.theta, pretrain_epochs=args.pretrain_epochs,
