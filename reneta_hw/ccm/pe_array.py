@@ -177,9 +177,10 @@ class PEArray(wiring.Component):
     fixed point, whose one-cycle adder keeps a single accumulation at full rate),
     ``to_word_stages`` (default 1: a register between to_word and the activation's index
     logic; None: the unit's default, 0) and ``act_stages`` (1 .. 5: the
-    `ActivationCore`'s cuts; None: 3 for fixed point, so the activation ROM's
-    clock-to-output delay ends in a register before the output register's skid
-    multiplexer, 4 for bfloat16, whose index logic gets two cycles).
+    `ActivationCore`'s cuts; None: 5 for fixed point, a register right behind the
+    activation ROM, whose clock-to-output delay otherwise limited the 16-PE array to
+    ~145 MHz, 4 for bfloat16, whose index logic gets two cycles). Consumers use the
+    latency attributes below, never a stage count.
 
     Attributes: ``latency_parallel`` / ``latency_chain``: cycles from the acceptance of a
     ``last`` beat to its result being valid on ``o`` (no stalls); ``hazard_window``
@@ -220,7 +221,7 @@ class PEArray(wiring.Component):
             raise ValueError(f"PEArray: num_pe must be at most 64, got {num_pe}")
         bf = isinstance(fmt, BFloat16)
         if act_stages is None:
-            act_stages = 4 if bf else 3
+            act_stages = 4 if bf else 5
         if act_stages not in (1, 2, 3, 4, 5):
             raise ValueError(f"PEArray: act_stages must be 1 .. 5, got {act_stages!r}")
         if add_stages is None and bf and fmt.accumulate == "fp32":
@@ -443,7 +444,12 @@ class PEArray(wiring.Component):
             skew = p * La                       # CHAIN: product p waits p*La advances
             m.d.comb += rp.en.eq(en)
             if skew >= 4:                       # ... in the lane memory (a ring)
-                skew_addr = (sk - (skew - 3))[:self.skew_bits]
+                # its own counter, always ``sk - (skew - 3)``: no subtractor, and no route
+                # from the shared ``sk`` to every lane's block RAM, on the address path
+                skew_addr = Signal(self.skew_bits, init=(3 - skew) % (1 << self.skew_bits),
+                                   name=f"skew_raddr{p}")
+                with m.If(en):
+                    m.d.sync += skew_addr.eq(skew_addr + 1)
                 m.d.comb += rp.addr.eq(Mux(chain, skew_addr, rd_addr(P - 3)))
             else:                               # ... or in registers
                 m.d.comb += rp.addr.eq(rd_addr(P - 3))

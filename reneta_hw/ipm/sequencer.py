@@ -39,7 +39,9 @@ address of one row), ``sreq`` (SMEM row of operand 0), ``xreq`` (SMEM row of ope
 ``wb`` (`wb_layout`). A cycle emits only when every stream it needs is ready. The last
 item of an instruction carries ``retire`` on its write-back descriptor (an MTxV_SP with no
 non-zero sends a descriptor with ``result = 0``). The next instruction is taken in the
-cycle of the previous one's last item (no gap between instructions).
+cycle of the previous one's last item (no gap between instructions). Write-back descriptors
+leave through three register stages, three cycles after their beat (timing: MTxV_SP's row
+multiply, see ``_wb_pipeline``); ``busy`` covers them.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ class Sequencer(wiring.Component):
         active = Signal()
         reset = Signal()        # end of instruction: counters back to 0
         load = Signal()         # take the next instruction (also in the last cycle of one)
-        m.d.comb += self.busy.eq(active)
+        wb_ready = Signal()     # the write-back pipeline takes a descriptor
         m.d.comb += [self.instr.ready.eq(~active | reset),
                      load.eq(self.instr.valid & self.instr.ready)]
 
@@ -174,9 +176,29 @@ class Sequencer(wiring.Component):
         m.submodules.last_t = last_t = Memory(shape=unsigned(cfg.cnt_bits), depth=cfg.max_n,
                                               init=[])
         lt_w = last_t.write_port()
-        lt_r = last_t.read_port(domain="comb")
+        # a synchronous read (a block RAM): the beat's column is looked up the cycle after the
+        # beat (``lt_pend``), compared the cycle after that (``lt_hit``: its final touch) and
+        # pushed then, so neither the read multiplexer nor the block RAM's slow
+        # clock-to-output lies on the element-to-FIFO path
+        lt_r = last_t.read_port()
+        lt_pend = Signal()         # the last cycle's beat may end its column (last block)
+        lt_pend_t = Signal(cfg.cnt_bits)
+        lt_pend_col = Signal(cfg.n_bits)
+        lt_hit = Signal()          # push ``lt_hit_col`` into ``ef``
+        lt_hit_col = Signal(cfg.n_bits)
+        m.d.sync += [lt_hit.eq(lt_pend & (lt_r.data == lt_pend_t)), lt_hit_col.eq(lt_pend_col)]
         EF = 16
         m.submodules.ef = ef = SyncFIFO(width=cfg.n_bits + 1, depth=EF)
+        # the queue's fill decisions use the level of the cycle before (registered compares,
+        # off the path into ``advance``): the level differs by at most one from it, and a
+        # beat's push lands two cycles late (``lt_hit``), so the thresholds keep a margin:
+        # a pop needs three entries now (``ef_poppable``), pops are forced and the scan
+        # stops well before the queue is full (the level stays below EF - 2)
+        ef_poppable = Signal()     # level >= 3 now
+        ef_high = Signal()         # force pops
+        ef_room = Signal()         # the scan may push
+        m.d.sync += [ef_poppable.eq(ef.level >= 4), ef_high.eq(ef.level >= EF - 6),
+                     ef_room.eq(ef.level < EF - 7)]
         efin = Signal()            # the last block's flush (early-drain mode)
         sc = Signal(cfg.n_bits + 1)
         # registered decodes (off the element-to-output paths): n1 <= H and "this is the
@@ -202,6 +224,7 @@ class Sequencer(wiring.Component):
         has_wb = Signal()
         wbd = Signal(wb_layout(cfg))
         wb_row = Signal(big)
+        wb_mul = Signal(max(1, cfg.word_bits - lb))  # MTxV_SP: the row is wb_mul * nt + wb_row
         single = Signal()
         lane = Signal(lb)
         retire = Signal()
@@ -216,6 +239,7 @@ class Sequencer(wiring.Component):
         ]
 
         proc = ins.proc
+        m.d.sync += lt_pend.eq(0)
         with m.If(active):
             with m.Switch(proc):
                 # ---------------------------------------------------------------- MxV_SP
@@ -253,7 +277,7 @@ class Sequencer(wiring.Component):
                         beat.mode.eq(PEMode.CHAIN), beat.addr.eq(kslot),
                         beat.first.eq(b == 0), beat.last.eq(last_b),
                         has_wb.eq(el.empty | last_b), result.eq(~el.empty),
-                        wb_row.eq((el.nzi >> lb) * ins.nt + ins.t),
+                        wb_mul.eq(el.nzi >> lb), wb_row.eq(ins.t),
                         single.eq(1), lane.eq(el.nzi[:lb]),
                         retire.eq(el.last & (el.empty | last_b)),
                     ]
@@ -273,13 +297,15 @@ class Sequencer(wiring.Component):
                     m.d.comb += touched_next.eq(touched)
                     ef_col = ef.r_data[:cfg.n_bits]
                     ef_dz = ef.r_data[cfg.n_bits]
-                    ef_push_beat = Signal()
+                    ef_push_beat = lt_hit
                     # the scan of untouched columns (last block only), when the beat does
                     # not push
                     scan_done = sc == ins.n1
                     sc_touched = touched_p.bit_select(sc, 1)
+                    with m.If(ef_push_beat):
+                        m.d.comb += [ef.w_en.eq(1), ef.w_data.eq(Cat(lt_hit_col, 0))]
                     with m.If(early & ~scan_done & (sc_touched | (~ef_push_beat
-                                                                   & (ef.level < EF - 2)))):
+                                                                   & ef_room))):
                         m.d.sync += sc.eq(sc + 1)
                         with m.If(~sc_touched):
                             m.d.comb += [ef.w_en.eq(1), ef.w_data.eq(Cat(sc[:cfg.n_bits], 1))]
@@ -290,7 +316,8 @@ class Sequencer(wiring.Component):
                         # (a column is popped with two pushes behind it: at least three
                         # beats after its final touch, so the PE array need not wait for
                         # that beat's write; the queue's rest goes to the flush)
-                        use_ef = early & (ef.level >= 3) & (~dpend | (ef.level >= EF - 1))
+                        # (the fill thresholds: see ``ef_high``)
+                        use_ef = early & ef_poppable & (~dpend | ef_high)
                         use_p = dpend & ~use_ef
                         piggy = ~el.empty & (use_ef | use_p)
                         m.d.comb += [
@@ -317,12 +344,10 @@ class Sequencer(wiring.Component):
                             m.d.comb += [
                                 lt_w.en.eq(~el.empty & (b == 0)), lt_w.addr.eq(el.nzi[:ib]),
                                 lt_w.data.eq(t),
-                                ef_push_beat.eq(early & ~el.empty & (lt_r.data == t)),
                                 ef.r_en.eq(~el.empty & use_ef),
                             ]
-                            with m.If(ef_push_beat):
-                                m.d.comb += [ef.w_en.eq(1),
-                                             ef.w_data.eq(Cat(el.nzi[:cfg.n_bits], 0))]
+                            m.d.sync += [lt_pend.eq(early & ~el.empty), lt_pend_t.eq(t),
+                                         lt_pend_col.eq(el.nzi[:cfg.n_bits])]
                             with m.If(~el.empty & use_p):
                                 m.d.sync += [i.eq(i + 1), rowp_i.eq(rowp_i + 1)]
                                 with m.If(last_i):
@@ -348,7 +373,7 @@ class Sequencer(wiring.Component):
                                 has_wb.eq(1), wb_row.eq(bn1 + ef_col),
                                 ef.r_en.eq(advance),
                             ]
-                        with m.Elif(scan_done):
+                        with m.Elif(scan_done & ~lt_pend & ~lt_hit):
                             m.d.comb += [work.eq(1), has_wb.eq(1), result.eq(0),
                                          retire.eq(1)]
                             with m.If(advance):
@@ -469,7 +494,7 @@ class Sequencer(wiring.Component):
         need_x = has_beat & x_row
         ok = (work & (~has_beat | self.cmd.ready) & (~need_d | self.dreq.ready)
               & (~need_s | self.sreq.ready) & (~need_x | self.xreq.ready)
-              & (~has_wb | self.wb.ready))
+              & (~has_wb | wb_ready))
         m.d.comb += [
             advance.eq(active & ok),
             self.cmd.valid.eq(active & ok & has_beat),
@@ -480,15 +505,16 @@ class Sequencer(wiring.Component):
             self.sreq.payload.eq(ins.smem_op0 + op0_row),
             self.xreq.valid.eq(active & ok & need_x),
             self.xreq.payload.eq(x_rowaddr),
-            self.wb.valid.eq(active & ok & has_wb),
             self.el.ready.eq(active & ok & has_el),
-            wbd.smem_row.eq(ins.smem_dst + wb_row),
-            wbd.dram_addr.eq(ins.dram_dst + (wb_row << rs)[:AW]),
             wbd.dst0.eq(ins.dst0 & result), wbd.dst1.eq(ins.dst1 & result),
             wbd.single.eq(single), wbd.lane.eq(lane),
             wbd.result.eq(result), wbd.retire.eq(retire),
-            self.wb.payload.eq(wbd),
         ]
+        wb_busy = self._wb_pipeline(m, valid=active & ok & has_wb, ready=wb_ready, flags=wbd,
+                                    mul=wb_mul, nt=ins.nt,
+                                    smem_base=ins.smem_dst + wb_row,
+                                    dram_base=ins.dram_dst + (wb_row << rs)[:AW])
+        m.d.comb += self.busy.eq(active | wb_busy)
         with m.If(reset):
             m.d.sync += [active.eq(0)]
         # after the loop nests: a new instruction's counter resets win over their updates
@@ -499,3 +525,40 @@ class Sequencer(wiring.Component):
                          hoff_p.eq(0), need_rot.eq(0), fin.eq(0), efin.eq(0), sc.eq(0),
                          early_r.eq(0), pp_r.eq(self.instr.payload.n1 <= H)]
         return m
+
+    def _wb_pipeline(self, m, *, valid, ready, flags, mul, nt, smem_base, dram_base):
+        """Three register stages between the loop nests and the ``wb`` port.
+
+        Why: MTxV_SP's result row ``(nzi // Np) * nt + t`` needs a multiply of the element
+        just read from the list reader's FIFO, followed by the destination adders: as one
+        combinational path it limited the whole accelerator (86 MHz). Here stage 1 takes the
+        multiply's operands and the (element-independent) bases ``dst + t`` in registers,
+        stage 2 registers the product, stage 3 adds it to the bases. Each stage is a plain
+        pipeline register (it loads when it is empty or its successor loads), so one
+        descriptor per cycle still flows; the write-back only sees descriptors 3 cycles
+        later, far less than the PE array's latency. Returns "a descriptor is in flight".
+        """
+        cfg = self.cfg
+        rs = exact_log2(cfg.row_bytes)
+        AW = cfg.axi_addr_width
+        lay = wb_layout(cfg)
+        s1 = dict(v=Signal(), f=Signal(lay), a=Signal(len(mul)), b=Signal(len(nt)),
+                  s=Signal(cfg.smem_addr_bits), d=Signal(AW))
+        s2 = dict(v=Signal(), f=Signal(lay), p=Signal(len(mul) + len(nt)),
+                  s=Signal(cfg.smem_addr_bits), d=Signal(AW))
+        load3 = ~self.wb.valid | self.wb.ready
+        load2 = ~s2["v"] | load3
+        load1 = ~s1["v"] | load2
+        m.d.comb += ready.eq(load1)
+        with m.If(load1):
+            m.d.sync += [s1["v"].eq(valid), s1["f"].eq(flags), s1["a"].eq(mul),
+                         s1["b"].eq(nt), s1["s"].eq(smem_base), s1["d"].eq(dram_base)]
+        with m.If(load2):
+            m.d.sync += [s2["v"].eq(s1["v"]), s2["f"].eq(s1["f"]), s2["p"].eq(s1["a"] * s1["b"]),
+                         s2["s"].eq(s1["s"]), s2["d"].eq(s1["d"])]
+        with m.If(load3):
+            out = Signal(lay)
+            m.d.comb += [out.eq(s2["f"]), out.smem_row.eq(s2["s"] + s2["p"]),
+                         out.dram_addr.eq(s2["d"] + (s2["p"] << rs)[:AW])]
+            m.d.sync += [self.wb.valid.eq(s2["v"]), self.wb.payload.eq(out)]
+        return s1["v"] | s2["v"] | self.wb.valid
