@@ -31,6 +31,7 @@ from reneta_hw.core import RenetaCore
 from reneta_hw.isa import encode
 from sim.axi_memory import AxiMemory
 from sim.golden import Memories
+from sim.layout import pack_row, unpack_row
 from sim.vectors import VectorSet
 
 __all__ = ["run_core", "make_core"]
@@ -42,15 +43,6 @@ EVENTS = ("busy", "mac_beat", "stall_dram", "stall_smem", "stall_hazard", "stall
 def make_core(cfg, **kw) -> RenetaCore:
     return RenetaCore(cfg, **kw)
 
-
-def _pack_rows(rows: np.ndarray, word_bits: int) -> list[int]:
-    out = []
-    for r in rows:
-        v = 0
-        for p, w in enumerate(r):
-            v |= int(w) << (p * word_bits)
-        out.append(v)
-    return out
 
 
 def run_core(vs: VectorSet, dram_latency: int = 20, stall: float = 0.0, seed: int = 0,
@@ -79,7 +71,7 @@ def run_core(vs: VectorSet, dram_latency: int = 20, stall: float = 0.0, seed: in
         # backdoor preload
         for r in np.nonzero(mem0.smem.any(axis=1))[0]:
             bank, idx = divmod(int(r), bank_rows)
-            ctx.set(core.smem_memories[bank].data[idx], _pack_rows(mem0.smem[r:r + 1], W)[0])
+            ctx.set(core.smem_memories[bank].data[idx], pack_row(mem0.smem[r], W))
         for a in np.nonzero(mem0.spm)[0]:
             ctx.set(core.spm_memory.data[int(a)], int(mem0.spm[a]))
         k = 0
@@ -122,12 +114,11 @@ def run_core(vs: VectorSet, dram_latency: int = 20, stall: float = 0.0, seed: in
         res["error"] = ctx.get(core.error)
         res["error_code"] = ctx.get(core.error_code)
         smem = np.zeros((cfg.smem_depth, Np), dtype=np.int64)
-        mask = (1 << W) - 1
         for r in range(cfg.smem_depth):
             bank, idx = divmod(r, bank_rows)
             v = ctx.get(core.smem_memories[bank].data[idx])
             if v:
-                smem[r] = [(v >> (p * W)) & mask for p in range(Np)]
+                smem[r] = unpack_row(v, Np, W)
         res["smem"] = smem
 
     sim = Simulator(core)

@@ -53,6 +53,7 @@ from reneta_hw.top import CTRL_BITS, FETCH_BIT, IRQ_BITS, REG, Reneta
 
 from .axi_memory import AxiMemory, axil_read, axil_write
 from .golden import Memories
+from .layout import pack_row, unpack_row
 from .vectors import VectorSet
 
 __all__ = ["HarnessResult", "HarnessError", "HarnessTimeout", "run_pysim", "dram_size_for",
@@ -139,20 +140,6 @@ def attribute_cycles(vs: VectorSet, issue: list, retire: list) -> tuple[list, di
     return instructions, per_proc
 
 
-def _pack_rows(rows: np.ndarray, word_bits: int) -> list:
-    out = []
-    for r in rows:
-        v = 0
-        for p, w in enumerate(r):
-            v |= int(w) << (p * word_bits)
-        out.append(v)
-    return out
-
-
-def _unpack(v: int, n: int, word_bits: int) -> list:
-    mask = (1 << word_bits) - 1
-    return [(v >> (p * word_bits)) & mask for p in range(n)]
-
 
 def _as_int(v) -> int:
     if isinstance(v, data.Const):
@@ -193,7 +180,7 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
             if len(last):
                 n = int(last[-1]) - b * br + 1
                 mem.init = [_init_value(mem, v) for v in
-                            _pack_rows(smem[b * br:b * br + n], cfg.word_bits)]
+                            (pack_row(r, cfg.word_bits) for r in smem[b * br:b * br + n])]
         spm = vs.memories.spm
         nz = np.flatnonzero(spm)
         if len(nz):
@@ -245,7 +232,7 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
         if load == "axi":
             for row in nz_rows:
                 await wr(ctx, "SMEM_ADDR", int(row))
-                v = _pack_rows(smem[row:row + 1], cfg.word_bits)[0]
+                v = pack_row(smem[row], cfg.word_bits)
                 for k in range(-(-cfg.row_bits // 32)):
                     await wr(ctx, "SMEM_WDATA", (v >> (32 * k)) & 0xFFFF_FFFF, 4 * k)
             for a in np.flatnonzero(vs.memories.spm):
@@ -312,7 +299,7 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
                 v = _as_int(ctx.get(mem.data[i]))
                 res[b * br + i] = 0
                 if v:
-                    res[b * br + i] = _unpack(v, cfg.num_pe, cfg.word_bits)
+                    res[b * br + i] = unpack_row(v, cfg.num_pe, cfg.word_bits)
         spm = np.array([_as_int(ctx.get(top.spm_memory.data[i])) for i in range(cfg.spm_depth)],
                        dtype=np.int64)
         out["smem"], out["spm"] = res, spm

@@ -18,6 +18,21 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def pack_row(words, word_bits: int) -> int:
+    """One SMEM row as the hardware holds it: lane p in bits ``[p*word_bits, (p+1)*word_bits)``."""
+    mask = (1 << word_bits) - 1
+    v = 0
+    for p, w in enumerate(words):
+        v |= (int(w) & mask) << (p * word_bits)
+    return v
+
+
+def unpack_row(v: int, num_pe: int, word_bits: int) -> list:
+    """The lanes of a packed SMEM row (`pack_row`'s inverse)."""
+    mask = (1 << word_bits) - 1
+    return [(v >> (p * word_bits)) & mask for p in range(num_pe)]
+
+
 def _blocks(n: int, num_pe: int) -> int:
     return -(-n // num_pe)
 

@@ -55,6 +55,7 @@ from reneta_hw.top import ADDR_WIDTH, CTRL_BITS, IRQ_BITS, REG, Reneta
 
 from .axi_memory import AxiProtocolError
 from .golden import Memories
+from .layout import pack_row, unpack_row
 from .harness import (DRAM_MODEL, HarnessError, HarnessResult, HarnessTimeout,
                       attribute_cycles, dram_size_for, smem_rows_used)
 from .vectors import VectorSet
@@ -329,12 +330,9 @@ def _write_inputs(d: Path, vs: VectorSet) -> None:
     prog = np.array([w for ins in vs.program for w in to_words(cfg, ins)], dtype=np.uint32)
     prog.tofile(d / "program.bin")
     smem = vs.memories.smem
-    mask = (1 << cfg.word_bits) - 1
     recs = []
     for r in np.flatnonzero(smem.any(axis=1)):
-        v = 0
-        for p, w in enumerate(smem[r]):
-            v |= (int(w) & mask) << (p * cfg.word_bits)
+        v = pack_row(smem[r], cfg.word_bits)
         recs.append([int(r)] + [(v >> (32 * k)) & 0xFFFF_FFFF for k in range(row_words)])
     np.array(recs, dtype=np.uint32).reshape(-1, 1 + row_words).tofile(d / "smem.bin")
     spm = vs.memories.spm
@@ -382,12 +380,11 @@ def _read_outputs(d: Path, vs: VectorSet) -> Memories:
     spm_w = np.fromfile(d / "spm_out.bin", dtype=np.uint32).reshape(-1, 2)
     dram_out = np.fromfile(d / "dram_out.bin", dtype=np.uint8)
     smem = vs.memories.smem.copy()
-    mask = (1 << cfg.word_bits) - 1
     for row in range(len(sw)):
         v = 0
         for k, w in enumerate(sw[row]):
             v |= int(w) << (32 * k)
-        smem[row] = [(v >> (p * cfg.word_bits)) & mask for p in range(cfg.num_pe)]
+        smem[row] = unpack_row(v, cfg.num_pe, cfg.word_bits)
     spm = spm_w[:, 0].astype(np.int64) | (spm_w[:, 1].astype(np.int64) << 32)
     n_img, wb = len(vs.memories.dram), cfg.word_bytes
     raw = dram_out[:n_img * wb].reshape(n_img, wb).astype(np.int64)
