@@ -57,7 +57,7 @@ from reneta_hw.ipm.hazard import HazardCheck
 from reneta_hw.ipm.list_reader import ListReader, list_job_layout
 from reneta_hw.ipm.sequencer import Sequencer, beat_layout, wb_layout
 from reneta_hw.isa import Proc, descriptor_layout, instruction_layout
-from reneta_hw.mem.fifo import StreamFIFO
+from reneta_hw.mem.fifo import SkidBuffer, StreamFIFO
 from reneta_hw.mem.smem import SharedMemory, smem_host_signature
 from reneta_hw.ipm.dup_index import DuplicateIndexMonitor
 from reneta_hw.opm.delta_proc import DeltaProc
@@ -216,10 +216,16 @@ class RenetaCore(wiring.Component):
         xreq_q = fifo("xreq_q", unsigned(sa), 4, buffered=False)
         wreq_q = fifo("wreq_q", wb.dreq.payload.shape(), 4, buffered=False)
         wdat_q = fifo("wdat_q", wb.ddata.payload.shape(), 4, buffered=False)
+        # the block-RAM FIFOs' read data (4 ns clock-to-output on ECP5) lands in a register
+        # stage before any logic of their consumers sees it
+        m.submodules.cmd_reg = cmd_reg = SkidBuffer(beat_layout(cfg))
+        m.submodules.wb_reg = wb_reg = SkidBuffer(wb_layout(cfg))
         wiring.connect(m, seq.cmd, cmd_q.i)
-        wiring.connect(m, cmd_q.o, dmx.cmd)
+        wiring.connect(m, cmd_q.o, cmd_reg.i)
+        wiring.connect(m, cmd_reg.o, dmx.cmd)
         wiring.connect(m, seq.wb, wb_q.i)
-        wiring.connect(m, wb_q.o, wb.wb)
+        wiring.connect(m, wb_q.o, wb_reg.i)
+        wiring.connect(m, wb_reg.o, wb.wb)
         wiring.connect(m, seq.dreq, dreq_q.i)
         m.d.comb += [
             rd.req.valid.eq(dreq_q.o.valid | dp.dreq.valid),
@@ -241,11 +247,12 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, smem.rresp[3], dmx.xrow)
         wiring.connect(m, dmx.o, pe.i)
         wiring.connect(m, pe.o, wb.res)
-        m.d.comb += [smem.wreq.valid.eq(wb.smem_w.valid | dp.smem_w.valid),
-                     smem.wreq.payload.eq(Mux(wb.smem_w.valid, wb.smem_w.payload,
-                                              dp.smem_w.payload)),
-                     wb.smem_w.ready.eq(smem.wreq.ready),
-                     dp.smem_w.ready.eq(smem.wreq.ready & ~wb.smem_w.valid)]
+        # SMEM writes: DELTA runs alone (nothing else writes then), so its busy flag (a
+        # register) picks the writer, not the write-back's combinational valid
+        m.d.comb += [smem.wreq.valid.eq(Mux(dp.busy, dp.smem_w.valid, wb.smem_w.valid)),
+                     smem.wreq.payload.eq(Mux(dp.busy, dp.smem_w.payload, wb.smem_w.payload)),
+                     wb.smem_w.ready.eq(smem.wreq.ready & ~dp.busy),
+                     dp.smem_w.ready.eq(smem.wreq.ready & dp.busy)]
         wiring.connect(m, wb.dreq, wreq_q.i)
         wiring.connect(m, wreq_q.o, wr.req)
         wiring.connect(m, wb.ddata, wdat_q.i)
@@ -266,7 +273,7 @@ class RenetaCore(wiring.Component):
         ins_q = fifo("ins_q", instruction_layout(cfg), 2, buffered=False)
         job_q = fifo("job_q", instruction_layout(cfg), 4, buffered=False)
         accept = Signal()
-        idle = Signal()
+        idle = Signal(init=1)
         m.d.comb += [
             # DELTA: accepted only when the core is idle, and nothing while it runs
             hz.o.ready.eq(Mux(p == Proc.DELTA, idle & dp.instr.ready,
@@ -278,8 +285,12 @@ class RenetaCore(wiring.Component):
         ]
         wiring.connect(m, ins_q.o, seq.instr)
 
-        m.d.comb += idle.eq((in_flight == 0) & ~dp.busy & wr.idle & rd.idle & (wreq_q.level == 0)
-                            & (wdat_q.level == 0))
+        # ``idle`` is a register (it fans out to the controller, the hazard check and the
+        # DELTA intake): it rises a cycle after the last activity ends and falls in the
+        # cycle after an instruction is accepted, as the in-flight count does
+        idle_now = ((in_flight == 0) & ~dp.busy & wr.idle & rd.idle & (wreq_q.level == 0)
+                    & ~smem.write_pending & (wdat_q.level == 0))
+        m.d.sync += idle.eq(idle_now & ~accept)
         m.d.sync += in_flight.eq(in_flight + (accept & (p != Proc.DELTA)) - wb.retired)
         m.d.comb += hz.idle.eq(idle)
 

@@ -46,7 +46,7 @@ offset   name            access  meaning
                                  STALL_OUT 0x130, RETIRED 0x138
 0x400    SMEM_WDATA      pulse   one row (num_pe words, lane 0 in the low bits of 0x400);
                                  writing its last word writes SMEM[SMEM_ADDR] (masked)
-0x800    SMEM_RDATA      ro      SMEM[SMEM_ADDR] (valid 2 cycles after SMEM_ADDR is set)
+0x800    SMEM_RDATA      ro      SMEM[SMEM_ADDR] (a read waits until it shows the new row)
 =======  ==============  ======  ===========================================================
 
 The SPM/SMEM windows work while the machine is not running (the core ignores host access
@@ -93,6 +93,9 @@ FETCH_BIT = 4
 IRQ_BITS = {"done": 0, "paused": 1, "error": 2}
 
 #: byte offsets of the registers (multi-word ones: offset of the low word)
+# cycles an AXI4-Lite read of a memory window waits after its address or data changed
+WINDOW_SETTLE = 6
+
 REG = {
     "ID": 0x000, "VERSION": 0x004, "CONFIG_HASH": 0x008, "CAPS": 0x00C, "CTRL": 0x010,
     "IRQ_ENABLE": 0x014, "IRQ_STATUS": 0x018, "STATUS": 0x01C, "ERROR": 0x020,
@@ -259,4 +262,15 @@ class Reneta(wiring.Component):
         spm_q = Signal(len(ph.rdata))
         m.d.sync += [smem_q.eq(sh.rdata), spm_q.eq(ph.rdata)]
         m.d.comb += [r.smem_rdata.eq(smem_q), r.spm_rdata.eq(spm_q)]
+        # a read waits until the windows show the words at their current addresses and
+        # contents (the SMEM path takes 5 cycles from an address change to ``smem_q``)
+        settle = Signal(range(WINDOW_SETTLE + 1))
+        last_addr = Signal(len(r.smem_addr) + len(r.spm_addr))
+        now_addr = Cat(r.smem_addr, r.spm_addr)
+        m.d.sync += last_addr.eq(now_addr)
+        with m.If((now_addr != last_addr) | r.smem_wdata_stb | r.spm_wdata_stb):
+            m.d.sync += settle.eq(WINDOW_SETTLE)
+        with m.Elif(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
+        m.d.comb += r.read_hold.eq((settle != 0) | (now_addr != last_addr))
         return m

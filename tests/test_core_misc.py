@@ -47,8 +47,10 @@ def test_one_beat_per_cycle(proc):
     beats = gold.beats()
     assert ev["mac_beat"] == beats
     # MxV_SP: four 16-beat instructions, each waits for its list (descriptor + rows); the
-    # fill includes the PE array's latency (activation register behind the ROM: +2)
-    assert cyc["total"] <= beats + (52 if proc == "MxV" else 62), (cyc["total"], beats)
+    # fill includes the PE array's latency (activation register behind the ROM: +2) and
+    # the register stages added for 150 MHz (SMEM read +2, list reader +2, FIFO output
+    # registers +1, PE array +1, sequencer +2): a constant per program, not per beat
+    assert cyc["total"] <= beats + (62 if proc == "MxV" else 72), (cyc["total"], beats)
 
 
 def test_reference_dat_vectors(tmp_path):
@@ -136,8 +138,8 @@ def test_mtxv_sp_gapless_and_uncached_blocks():
     cfg = small_cfg()
     pb = make_problem(cfg, 16, 8, 6, 0.0, seed=3)
     cyc, ev = _exact(cfg, build_program(pb, "MTxV_SP", dst="dram"), pb.mem, dram_latency=20)
-    # (the fill includes the PE array's latency)
-    assert cyc["total"] <= ev["mac_beat"] + 62, (cyc["total"], ev["mac_beat"])
+    # (the fill includes the PE array's latency and the 150 MHz register stages)
+    assert cyc["total"] <= ev["mac_beat"] + 72, (cyc["total"], ev["mac_beat"])
     cfg = small_cfg(num_pe=2, max_n=80, smem_depth=512)        # 40 blocks > 32 cache rows
     pb = make_problem(cfg, 68, 2, 2, 0.0, seed=5)
     _exact(cfg, build_program(pb, "MTxV_SP", dst="both"), pb.mem, stall=0.2)

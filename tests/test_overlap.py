@@ -61,7 +61,8 @@ def test_vxv_sp_drains_cost_no_slots():
     blocks, n1 = 4, 16
     assert ev["mac_beat"] == vs.meta["beats"]
     # the serial drain took blocks * n1 slots; now at most one block's worth remains
-    assert cyc["total"] < ev["mac_beat"] + n1 + 40, (cyc["total"], ev["mac_beat"])
+    # (+ a fill of ~50 cycles: PE latency and the 150 MHz register stages)
+    assert cyc["total"] < ev["mac_beat"] + n1 + 50, (cyc["total"], ev["mac_beat"])
     assert cyc["total"] < ev["mac_beat"] + blocks * n1
 
 

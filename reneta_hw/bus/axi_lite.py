@@ -177,6 +177,9 @@ class AxiLiteRegisters(wiring.Component):
                 members[reg.name + "_stb"] = Out(1)
             else:
                 members[reg.name] = Out(stream.Signature(unsigned(w)))
+        # a read waits while ``read_hold`` is high (e.g. a memory window still fetching the
+        # word at a newly written address)
+        members["read_hold"] = In(1)
         self.registers = registers
         self.addr_width = addr_width
         self.data_width = data_width
@@ -310,7 +313,7 @@ class AxiLiteRegisters(wiring.Component):
         rresp = Signal(2)
         r_go = Signal()           # the held read is answered this cycle
         m.d.comb += [
-            r_go.eq(ar_full & (~rvalid | bus.r.rready)),
+            r_go.eq(ar_full & ~self.read_hold & (~rvalid | bus.r.rready)),
             bus.ar.arready.eq(~ar_full | r_go),
             bus.r.rvalid.eq(rvalid),
             bus.r.rdata.eq(rdata),

@@ -31,9 +31,13 @@ Input stream ``i``, one beat per cycle (`pe_in_layout`)::
 * drain (a PARALLEL beat without ``last``): besides its own accumulation, the beat reads
   ``acc[daddr]`` as it was before the beat (``+0`` with ``dzero``) and emits
   ``apply_func(to_word(acc[daddr]))`` in every lane, in the result slot the beat does not
-  use. The read is a second read port of each lane memory, two advances before the result
-  stage; a drain of an address one of the two beats just before it accumulates onto waits
-  (bubbles) until they are written. ``drain`` on a CHAIN or ``last`` beat is ignored.
+  use. The words come from the drain store, one memory for all lanes (a row = num_pe
+  words) that every PARALLEL beat writes with ``to_word`` of its new partial sums: a
+  word-wide copy in half the block RAMs of a second read port on every lane memory
+  (32-bit partial sums: one DP16KD per lane; 16-bit words: two lanes per DP16KD). It is
+  read two advances before the beats write it, so a drain of an address one of the two
+  beats just before it accumulates onto waits (bubbles) until they are written.
+  ``drain`` on a CHAIN or ``last`` beat is ignored.
 
 Output stream ``o`` (`pe_out_layout`): ``data`` (num_pe words), ``mode`` and ``addr``
 (``daddr`` for a drain) of each result, in beat order.
@@ -57,9 +61,18 @@ Structure (positions = pipeline advances after the beat is accepted; ``Lm``, ``L
   an accumulation must not continue across a mode change.
 * reduction lane: adder at ``Pc = P + num_pe * La``, its own memory, same read/write
   timing.
-* result: the lane (or reduction) adder output -> to_word -> `ActivationCore` -> an
-  output register with a one-entry skid buffer. A CHAIN result goes through lane 0's
-  to_word and activation.
+* adder operands: each a two-input multiplexer, so that the one-cycle fixed-point
+  accumulate loop (adder output -> operand -> carry chain -> saturation -> adder output)
+  has one LUT level in front of the carry chain: ``a`` = the adder's own output
+  (forwarding) or the operand register (memory, forwarded sums, ``+0``, the CHAIN skewed
+  product), ``b`` = the product, ``-0`` or the previous lane's sum (CHAIN). A CHAIN lane
+  thus adds ``product ⊕ previous sum``: ⊕ is commutative in both formats (one exact sum,
+  saturated or rounded once; IEEE addition including signed zeros), so the words are
+  the ones of the documented left-to-right order.
+* result: the lane (or reduction) adder output -> to_word -> a word register (which
+  takes the drained words on a drain beat) -> `ActivationCore` -> an output register
+  with a one-entry skid buffer. A CHAIN result goes through lane 0's to_word and
+  activation.
 
 Stall-everything: every register, unit and memory port advances together on ``en``,
 which is the inverted "skid buffer full" flag, itself a register: the consumer's
@@ -82,6 +95,8 @@ beat of the previous mode), once per change.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, enum, stream, wiring
@@ -175,8 +190,9 @@ class PEArray(wiring.Component):
     register between the operand multiplexers and every adder, one more cycle of adder
     latency ``La``; None: on for bfloat16, whose adder's first stage is long, off for
     fixed point, whose one-cycle adder keeps a single accumulation at full rate),
-    ``to_word_stages`` (default 1: a register between to_word and the activation's index
-    logic; None: the unit's default, 0) and ``act_stages`` (1 .. 5: the
+    ``to_word_stages`` (default 1: a register behind to_word, so the drain store's write
+    data and the word register's drain multiplexer start at a flip-flop; None: the unit's
+    default, 0) and ``act_stages`` (1 .. 5: the
     `ActivationCore`'s cuts; None: 5 for fixed point, a register right behind the
     activation ROM, whose clock-to-output delay otherwise limited the 16-PE array to
     ~145 MHz, 4 for bfloat16, whose index logic gets two cycles). Consumers use the
@@ -250,8 +266,9 @@ class PEArray(wiring.Component):
         self.Pc = self.P + num_pe * La           # reduction adder input position
         self.Rc = self.Pc + La                   # CHAIN result position
         self.hazard_window = max(La - 1, 0)
-        self.latency_parallel = self.Rp + Lt + act_stages + 1
-        self.latency_chain = self.Rc + Lt + act_stages + 1
+        # result: to_word (Lt), the word register (1), activation, output register (1)
+        self.latency_parallel = self.Rp + Lt + 1 + act_stages + 1
+        self.latency_chain = self.Rc + Lt + 1 + act_stages + 1
         # CHAIN skew buffer in the lane memories: a power-of-two ring of 2**k entries
         self.skew_bits = max(0, lmem_depth.bit_length() - 1)
         need = (num_pe - 1) * La - 2          # read 3 advances ahead, never colliding
@@ -303,7 +320,7 @@ class PEArray(wiring.Component):
             meta[0].daddr.eq(pay.daddr),
             meta[0].dzero.eq(pay.dzero),
         ]
-        for j in range(1, Rc + 2):
+        for j in range(1, max(Rc + 2, self.Rp + Lt + 1)):
             r = Signal(meta_layout, name=f"meta{j}")
             with m.If(en):
                 m.d.sync += r.eq(meta[j - 1])
@@ -320,8 +337,8 @@ class PEArray(wiring.Component):
         timer = Signal(range(max(drain_par, drain_chain) + 1))
         hazard = Signal()
         hits = [meta[j].valid & (meta[j].addr == pay.addr) for j in range(1, La)]
-        # a drain reads its partial sum two advances before its result stage (Rp - 2): the
-        # beats one and two ahead of it have not written theirs yet
+        # a drain reads the drain store two advances before the beats write it (W - 2):
+        # the beats one and two ahead of it have not written theirs yet
         dhits = [meta[j].valid & ~meta[j].chain & (meta[j].addr == pay.daddr) for j in (1, 2)]
         m.d.comb += hazard.eq((~pay.first & Cat(*hits).any() if hits else 0)
                               | (pay.drain & ~pay.dzero & Cat(*dhits).any()))
@@ -353,9 +370,20 @@ class PEArray(wiring.Component):
         # Nearer beats are forwarded from the adder output: at g = La+1, La+2, La+3 into
         # the operand register (from the adder output, or its copies one and two advances
         # later), at g = La straight back into the adder (a feedback path). g < La is a
-        # hazard the admission logic stalls. Every select is computed one advance early
-        # and registered, so each operand multiplexer is a single level of logic, and the
-        # adder operand selects are replicated per group of lanes (fanout).
+        # hazard the admission logic stalls.
+        #
+        # The feedback path (adder output -> operand multiplexer -> adder -> its output
+        # register) is one cycle for fixed point and the array's critical loop, so each
+        # adder operand is a two-input multiplexer (one LUT4 per bit with its selects):
+        # ``a`` = feedback or the operand register, which also takes +0 (``first``) and, in
+        # CHAIN mode, the lane's skewed product; ``b`` = the product, the additive
+        # identity, or (CHAIN) the previous lane's sum. CHAIN therefore adds
+        # ``skewed product ⊕ previous sum`` where the contract says ``previous sum ⊕
+        # product``: ⊕ is commutative in every format (an exact sum, rounded or
+        # saturated once; IEEE addition, signed zeros included), so the words are the same.
+        # Every select is computed one advance early, registered and replicated per group
+        # of lanes (a select shared by every lane drives 32 bits x num_pe multiplexers: its
+        # route would be most of a cycle).
         def rd_addr(pos):
             return pay.addr if pos == 0 else meta[pos].addr
 
@@ -364,7 +392,6 @@ class PEArray(wiring.Component):
             a = meta[ahead]
             return a.valid & (a.chain if is_chain else ~a.chain) & (a.addr == rd_addr(pos))
 
-        A_STORED, A_ZERO, A_ADDER, A_CHAIN = range(4)
         R_MEM, R_ADDER, R_WB1, R_WB2 = range(4)
 
         def replicas(value, count, name):
@@ -384,52 +411,55 @@ class PEArray(wiring.Component):
                 out.append(r ^ mask)
             return out
 
-        def operand_selects(Pa, is_chain, name):
-            """-> (A_* code for Pa, computed at Pa-1, not registered; registered R_* code
-            at Pa-1)."""
-            code = Signal(2, name=f"{name}_asel_next")
-            fwd_now = hit(Pa + La - 1, Pa - 1, is_chain) if La >= 1 else Const(0)
-            m.d.comb += code.eq(
-                Mux(chain if not is_chain else 0, A_CHAIN,
-                    Mux(meta[Pa - 1].first, A_ZERO, Mux(fwd_now, A_ADDER, A_STORED))))
-            rcode = Signal(2, name=f"{name}_rsel_next")
-            # beats La+1, La+2, La+3 ahead of the one at Pa-1 (seen from Pa-2: one less)
+        def feedback_next(Pa, is_chain):
+            """"The adder takes its own output" for the beat at Pa, computed at Pa-1 (the
+            beat La ahead has the address and the beat is not ``first``; never with a
+            combinational adder, La = 0)."""
+            if La == 0:
+                return Const(0)
+            return hit(Pa + La - 1, Pa - 1, is_chain) & ~meta[Pa - 1].first
+
+        def source_next(Pa, is_chain):
+            """The R_* source of the operand register loaded at Pa-1, computed at Pa-2:
+            beats La+1, La+2, La+3 ahead of the one at Pa-1 (seen from Pa-2: one less)."""
             r = Const(R_MEM, 2)
             for g, src in ((La + 3, R_WB2), (La + 2, R_WB1), (La + 1, R_ADDER)):
                 r = Mux(hit(Pa - 2 + g, Pa - 2, is_chain), src, r)      # nearest wins
-            m.d.comb += rcode.eq(r)
-            return code, delay(rcode, 1, f"{name}_rsel")
+            return r
 
-        def stored(rcode, rd_data, adder_o, name):
-            """The operand register: memory output (registered) or a forwarded sum."""
+        def feedback(select, adder_o, operand):
+            return operand if La == 0 else Mux(select, adder_o, operand)
+
+        def operand_register(rsel, zero, rd_data, adder_o, name, chain_src=None):
+            """The operand register: +0 (``zero``), a CHAIN source, the memory output
+            (registered) or a forwarded sum (``rsel``)."""
             raw = delay(rd_data, 1, f"{name}_raw")
             wb1 = delay(adder_o, 1, f"{name}_wb1")
             wb2 = delay(wb1, 1, f"{name}_wb2")
-            return delay(Mux(rcode[1], Mux(rcode[0], wb2, wb1), Mux(rcode[0], adder_o, raw)),
-                         1, f"{name}_rd")
-
-        def a_operand(code, stored, adder_o, chain_a):
-            return Mux(code[1], Mux(code[0], chain_a, adder_o), Mux(code[0], ZERO, stored))
+            src = Mux(rsel[1], Mux(rsel[0], wb2, wb1), Mux(rsel[0], adder_o, raw))
+            if chain_src is not None:
+                src = Mux(chain, chain_src, src)
+            return delay(Mux(zero, ZERO, src), 1, f"{name}_rd")
 
         B_PROD, B_IDENTITY, B_CHAIN = range(3)
 
         def b_operand(code, prod, chain_b):
             return Mux(code[1], chain_b, Mux(code[0], NZERO, prod))
 
-        par_code, par_rcode = operand_selects(P, False, "par")
-        red_code, red_rcode = operand_selects(Pc, True, "red")
-        par_bcode = Signal(2, name="par_bsel_next")
-        m.d.comb += par_bcode.eq(Mux(chain, B_CHAIN,
-                                     Mux(meta[P - 1].zero, B_IDENTITY, B_PROD)))
         groups = min(Np, 8)
-        par_acodes = replicas(par_code, groups, "par_asel")
-        par_bcodes = replicas(par_bcode, groups, "par_bsel")
-        red_acode = delay(red_code, 1, "red_asel")
+        # lanes: operand register selects (R_* source, +0 outside CHAIN, +0 for lane 0,
+        # whose CHAIN operand is +0 too), feedback select, b select
+        first2 = meta[P - 2].first
+        par_rsels = replicas(Cat(source_next(P, False), first2 & ~chain, first2 | chain),
+                             groups, "par_rsel")
+        par_fbs = replicas(feedback_next(P, False), groups, "par_fb")
+        par_bcodes = replicas(Mux(chain, B_CHAIN, Mux(meta[P - 1].zero, B_IDENTITY, B_PROD)),
+                              groups, "par_bsel")
 
         # --- lanes ---------------------------------------------------------------------------
         adders = []
-        drained = []
         for p in range(Np):
+            grp = p * groups // Np
             mul = make_multiplier(fmt, self.mul_stages)
             add = self._adder()
             m.submodules[f"mul{p}"] = mul
@@ -443,6 +473,7 @@ class PEArray(wiring.Component):
             rp = lmem.read_port(domain="sync")
             skew = p * La                       # CHAIN: product p waits p*La advances
             m.d.comb += rp.en.eq(en)
+            chain_src = None
             if skew >= 4:                       # ... in the lane memory (a ring)
                 # its own counter, always ``sk - (skew - 3)``: no subtractor, and no route
                 # from the shared ``sk`` to every lane's block RAM, on the address path
@@ -453,23 +484,23 @@ class PEArray(wiring.Component):
                 m.d.comb += rp.addr.eq(Mux(chain, skew_addr, rd_addr(P - 3)))
             else:                               # ... or in registers
                 m.d.comb += rp.addr.eq(rd_addr(P - 3))
+                if skew >= 1:
+                    chain_src = delay(prod, skew - 1, f"skew{p}")
             m.d.comb += [
                 wp.addr.eq(Mux(chain, sk, meta[Rp].addr)),
                 wp.data.eq(Mux(chain, prod, add.o)),
                 wp.en.eq(en & (chain | (meta[Rp].valid & ~meta[Rp].chain))),
             ]
-            rd = stored(par_rcode, rp.data, add.o, f"lane{p}")
-            # drain read-out port: address at Rp-2, memory output registered at Rp-1 (+0
-            # for an untouched column), the value at Rp where the adder's result would be
-            dport = lmem.read_port(domain="sync")
-            m.d.comb += [dport.en.eq(en), dport.addr.eq(meta[Rp - 2].daddr)]
-            dval = delay(Mux(meta[Rp - 1].dzero, ZERO, dport.data), 1, f"drained{p}")
-            drained.append(dval)
-            chain_a = ZERO if p == 0 else adders[p - 1].o
-            chain_b = rd if skew >= 4 else delay(prod, skew, f"skew{p}")
+            rsel = par_rsels[grp]
+            rd = operand_register(rsel[:2], rsel[3] if p == 0 else rsel[2], rp.data, add.o,
+                                  f"lane{p}", chain_src)
+            chain_b = prod if p == 0 else adders[p - 1].o
+            a = feedback(par_fbs[grp], add.o, rd)
+            if p > 0 and skew == 0:             # combinational adder: no skew at all
+                a = Mux(chain, prod, a)
             m.d.comb += [
-                add.a.eq(a_operand(par_acodes[p * groups // Np], rd, add.o, chain_a)),
-                add.b.eq(b_operand(par_bcodes[p * groups // Np], prod, chain_b)),
+                add.a.eq(a),
+                add.b.eq(b_operand(par_bcodes[grp], prod, chain_b)),
             ]
             adders.append(add)
 
@@ -480,12 +511,14 @@ class PEArray(wiring.Component):
         m.submodules.rmem = rmem
         rwp = rmem.write_port()
         rrp = rmem.read_port(domain="sync")
-        rrd = stored(red_rcode, rrp.data, radd.o, "red")
+        red_rsel = delay(Cat(source_next(Pc, True), meta[Pc - 2].first), 1, "red_rsel")
+        red_fb = delay(feedback_next(Pc, True), 1, "red_fb")
+        rrd = operand_register(red_rsel[:2], red_rsel[2], rrp.data, radd.o, "red")
         m.d.comb += [
             radd.en.eq(en),
             rrp.en.eq(en),
             rrp.addr.eq(meta[Pc - 3].addr),
-            radd.a.eq(a_operand(red_acode, rrd, radd.o, ZERO)),
+            radd.a.eq(feedback(red_fb, radd.o, rrd)),
             radd.b.eq(Mux(meta[Pc].zero, NZERO, adders[Np - 1].o)),
             rwp.addr.eq(meta[Rc].addr),
             rwp.data.eq(radd.o),
@@ -505,21 +538,49 @@ class PEArray(wiring.Component):
             res0.addr.eq(Mux(chain, meta[Rc].addr, Mux(par_drain, meta[Rp].daddr, meta[Rp].addr))),
             res0.func.eq(Mux(chain, meta[Rc].func, meta[Rp].func)),
         ]
-        # the drain select, computed one advance early and replicated per group of lanes
-        dsel_next = meta[Rp - 1].valid & ~meta[Rp - 1].chain & meta[Rp - 1].drain
-        dsels = replicas(dsel_next, groups, "dsel")
         words = []
         for p in range(Np):
             tw = make_to_word(fmt, self.to_word_stages)
             m.submodules[f"to_word{p}"] = tw
-            par_src = Mux(dsels[p * groups // Np], drained[p], adders[p].o)
-            src = Mux(chain, radd.o, par_src) if p == 0 else par_src
+            src = Mux(chain, radd.o, adders[p].o) if p == 0 else adders[p].o
             m.d.comb += [tw.en.eq(en), tw.a.eq(src)]
             words.append(tw.o)
-        res_t = delay(res0, Lt, "res_t")
+
+        # --- drain store: the words of every PARALLEL partial sum, all lanes in one row ----
+        # Written with the to_word output at W = Rp + Lt (the beat's own new partial sums),
+        # read for a drain beat at W - 2, its output registered at W - 1 (no logic after
+        # the block RAM), so the drained words meet the beat at W, where the word register
+        # picks them instead of the beat's own words. Beats one and two ahead of a drain
+        # write after its read: the admission logic holds such drains.
+        W = Rp + Lt
+        dmem = Memory(shape=unsigned(Np * fmt.word_bits), depth=self.lmem_depth, init=[],
+                      attrs=NO_RW_CHECK)
+        m.submodules.dmem = dmem
+        dwp = dmem.write_port()
+        drp = dmem.read_port(domain="sync")
+        m.d.comb += [
+            dwp.addr.eq(meta[W].addr),
+            dwp.data.eq(Cat(*words)),
+            dwp.en.eq(en & meta[W].valid & ~meta[W].chain),
+            drp.en.eq(en),
+            drp.addr.eq(meta[W - 2].daddr),
+        ]
+        drained = delay(drp.data, 1, "drained").word_select
+        zero_word = int(fmt.to_word(np.int64(fmt.zero_acc)))
+        # word register: drained words (or to_word(+0) with dzero) on a drain beat, else the
+        # beat's own; selects computed one advance early, replicated per group of lanes
+        m_sel = meta[W - 1]
+        wsel_next = Cat(m_sel.valid & ~m_sel.chain & m_sel.drain, m_sel.dzero)
+        wsels = replicas(wsel_next, groups, "wsel")
+        act_in = []
+        for p in range(Np):
+            sel = wsels[p * groups // Np]
+            d = Mux(sel[1], zero_word, drained(p, fmt.word_bits))
+            act_in.append(delay(Mux(sel[0], d, words[p]), 1, f"word{p}"))
+        res_t = delay(res0, Lt + 1, "res_t")
         act = ActivationCore(fmt, Np, Lact)
         m.submodules.act = act
-        m.d.comb += [act.en.eq(en), act.func.eq(res_t.func), act.a.eq(Cat(*words))]
+        m.d.comb += [act.en.eq(en), act.func.eq(res_t.func), act.a.eq(Cat(*act_in))]
         res_e = delay(res_t, Lact, "res_e")
 
         final = Signal(pe_out_layout(fmt, Np, self.lmem_depth), name="final")

@@ -89,9 +89,10 @@ class DMX(wiring.Component):
         o = self.o.payload
         with m.If(take & new):
             m.d.sync += held.eq(w)
+        # the output register loads whenever it may (its valid says whether the load was a
+        # beat): its ~600 clock enables hang on ``load`` alone, not on every input's valid
         with m.If(load):
             m.d.sync += self.o.valid.eq(have)
-        with m.If(take):
             m.d.sync += [
                 o.w.eq(w), o.x.eq(x), o.mode.eq(c.mode), o.addr.eq(c.addr),
                 o.first.eq(c.first), o.last.eq(c.last), o.zero.eq(c.zero), o.func.eq(c.func),

@@ -22,6 +22,9 @@ the cycle after ``spm_en``).
 
 Throughput: one element per cycle once rows arrive; a new list follows the previous one
 without a gap (the descriptor of the next job is fetched while the current one is sent).
+Elements leave through two register stages (`SkidBuffer`: the lane multiplexers, then the
+range check), so ``el`` and ``error`` are flip-flops and ``el.ready`` reaches no further back
+than the first stage.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from reneta_hw.config import AcceleratorConfig
 from reneta_hw.isa import descriptor_layout
+from reneta_hw.mem.fifo import SkidBuffer
 
 __all__ = ["ListReader", "list_job_layout", "element_layout"]
 
@@ -140,23 +144,37 @@ class ListReader(wiring.Component):
         g = Signal(cb)                      # elements already sent of this list
         empty = cur.count == 0
         rows_ok = self.idx_resp.valid & self.val_resp.valid
-        el = self.el.payload
-        idx_words = self.idx_resp.payload.word_select(cur.lane, W)
-        val_words = self.val_resp.payload.word_select(cur.lane, W)
-        bad = idx_words >= cur.n1
+        # two register stages on the way out (timing): the lane multiplexers land in
+        # ``picked``, the range check and the forced zero in ``checked`` (= ``el``)
+        picked_l = data.StructLayout({"idx": unsigned(W), "nzv": unsigned(W),
+                                      "n1": unsigned(cfg.n_bits), "first": 1, "last": 1,
+                                      "empty": 1})
+        m.submodules.picked = picked = SkidBuffer(picked_l)
+        m.submodules.checked = checked = SkidBuffer(element_layout(cfg))
+        pk = picked.i.payload
         m.d.comb += [
-            self.el.valid.eq(have & (empty | rows_ok)),
-            el.nzi.eq(Mux(bad | empty, 0, idx_words)),
-            el.nzv.eq(val_words),
-            el.first.eq(g == 0),
-            el.last.eq(empty | (g == cur.count - 1)),
-            el.empty.eq(empty),
-            el.bad.eq(bad & ~empty),
+            picked.i.valid.eq(have & (empty | rows_ok)),
+            pk.idx.eq(self.idx_resp.payload.word_select(cur.lane, W)),
+            pk.nzv.eq(self.val_resp.payload.word_select(cur.lane, W)),
+            pk.n1.eq(cur.n1),
+            pk.first.eq(g == 0),
+            pk.last.eq(empty | (g == cur.count - 1)),
+            pk.empty.eq(empty),
         ]
-        sent = self.el.valid & self.el.ready
-        finish = sent & el.last
-        m.d.comb += self.error.eq(sent & el.bad)
-        row_done = sent & ~empty & (el.last | (cur.lane == Np - 1))
+        po = picked.o.payload
+        bad = po.idx >= po.n1
+        ck = checked.i.payload
+        m.d.comb += [
+            checked.i.valid.eq(picked.o.valid), picked.o.ready.eq(checked.i.ready),
+            ck.nzi.eq(Mux(bad | po.empty, 0, po.idx)), ck.nzv.eq(po.nzv),
+            ck.first.eq(po.first), ck.last.eq(po.last), ck.empty.eq(po.empty),
+            ck.bad.eq(bad & ~po.empty),
+        ]
+        wiring.connect(m, checked.o, wiring.flipped(self.el))
+        m.d.comb += self.error.eq(self.el.valid & self.el.ready & self.el.payload.bad)
+        sent = picked.i.valid & picked.i.ready
+        finish = sent & pk.last
+        row_done = sent & ~empty & (pk.last | (cur.lane == Np - 1))
         m.d.comb += [self.idx_resp.ready.eq(row_done), self.val_resp.ready.eq(row_done)]
         with m.If(sent):
             m.d.sync += [g.eq(g + 1), cur.lane.eq(cur.lane + 1)]
@@ -164,5 +182,6 @@ class ListReader(wiring.Component):
         m.d.comb += dfifo.r_en.eq(load)
         with m.If(load):
             m.d.sync += [have.eq(dfifo.r_rdy), cur.eq(nxt), g.eq(0)]
-        m.d.comb += self.busy.eq(have | dfifo.r_rdy | (self.job.ready == 0))
+        busy_out = picked.o.valid | checked.o.valid
+        m.d.comb += self.busy.eq(have | dfifo.r_rdy | (self.job.ready == 0) | busy_out)
         return m

@@ -42,6 +42,12 @@ non-zero sends a descriptor with ``result = 0``). The next instruction is taken 
 cycle of the previous one's last item (no gap between instructions). Write-back descriptors
 leave through three register stages, three cycles after their beat (timing: MTxV_SP's row
 multiply, see ``_wb_pipeline``); ``busy`` covers them.
+
+Timing edges (see ``_io_stages``): ``instr`` and ``el`` enter through skid buffers, every
+output stream leaves through a small queue of its own, and the cycle's "everything
+accepted" decision reads one registered ``room`` flag instead of the streams' readies; the
+loop counters carry registered "at the last value" flags. This adds about two cycles of
+latency per program, not per beat.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from reneta_hw.ccm.activation_unit import FUNC_BITS
 from reneta_hw.ccm.pe_array import PEMode, _addr_bits
 from reneta_hw.config import AcceleratorConfig
 from reneta_hw.isa import Proc, instruction_layout
+from reneta_hw.mem.fifo import SkidBuffer, StreamFIFO
 
 from .list_reader import element_layout
 
@@ -140,9 +147,14 @@ class Sequencer(wiring.Component):
         active = Signal()
         reset = Signal()        # end of instruction: counters back to 0
         load = Signal()         # take the next instruction (also in the last cycle of one)
-        wb_ready = Signal()     # the write-back pipeline takes a descriptor
-        m.d.comb += [self.instr.ready.eq(~active | reset),
-                     load.eq(self.instr.valid & self.instr.ready)]
+        room = self._io_stages(m)   # every output queue can take this cycle's items
+        # the next instruction waits in a skid buffer (flip-flops), so taking it (the clock
+        # enable of every counter and of ``ins``) does not depend on the port's valid
+        m.submodules.instr_skid = instr_skid = SkidBuffer(instruction_layout(cfg))
+        wiring.connect(m, wiring.flipped(self.instr), instr_skid.i)
+        instr_in = instr_skid.o
+        m.d.comb += [instr_in.ready.eq(~active | reset),
+                     load.eq(instr_in.valid & instr_in.ready)]
 
         # loop counters and running products
         b = Signal(cfg.cnt_bits)
@@ -153,13 +165,44 @@ class Sequencer(wiring.Component):
         bnt = Signal(big)       # b * nt
         nrow = Signal(big)      # (n // Np) * nt
         kslot = Signal(max(1, exact_log2(self.chain_slots)))
+        # "the counter is at its last value" flags, kept beside the counters (a compare of
+        # the counter with its limit - 1, taken in the cycle it steps) instead of wide
+        # compares of the counters in the cycle that decides on them
+        new = instr_in.payload
+        new_proc = new.proc
+        steps = {}
+
+        def limit(ctr, name, lim):
+            """Flag ``last`` (ctr == lim), step statements ``inc``/``clr``; ``lim`` is an
+            expression of the next instruction, registered when it is taken."""
+            w = max(len(ctr), len(lim))
+            lim_m1 = Signal(w, name=f"{name}_lim_m1")
+            lim_zero = Signal(name=f"{name}_lim_zero")
+            last = Signal(name=f"{name}_last")
+            with m.If(load):
+                m.d.sync += [lim_m1.eq(lim - 1), lim_zero.eq(lim == 0)]
+            steps[name] = dict(last=last, lim_m1=lim_m1,
+                               inc=[ctr.eq(ctr + 1), last.eq(ctr == lim_m1)],
+                               clr=[ctr.eq(0), last.eq(lim_zero)],
+                               load=[ctr.eq(0), last.eq(lim == 0)])
+            return last
+
+        is_new = lambda *procs: Cat(*(new_proc == p for p in procs)).any()
+        b_last = limit(b, "b", Mux(is_new(Proc.MTxV_SP, Proc.MTxV), new.cnt1, new.cnt2))
+        t_last = limit(t, "t", Mux(is_new(Proc.VXV, Proc.VXV_SP), new.cnt1, new.cnt0))
+        n_last = limit(n, "n", Mux(new_proc == Proc.MxV, new.cnt1,
+                                   Mux(new_proc == Proc.MTxV, new.cnt2, new.cnt0)))
+        i_last = limit(i, "i", new.n1 - 1)
         touched = Signal(cfg.max_n)
+        touched_next = Signal(cfg.max_n)
         drain = Signal()           # VXV_SP: the flush phase (drains without compute beats)
         # VXV_SP double buffering: block b accumulates in half ``hoff`` of the PE array's
         # local memory while the previous block (half ``hoff_p``, columns ``touched_p``,
         # result row of column i: ``rowp_i``) is drained by its compute beats (``dpend``: column
         # ``i`` and above are still to drain)
         H = cfg.lmem_depth // 2
+        # (``touched_p`` shifts right as ``i`` advances: bit 0 is column ``i``, a flip-flop
+        # instead of a max_n-way multiplexer on the beat's path)
         touched_p = Signal(cfg.max_n)
         dpend = Signal()
         hoff = Signal()
@@ -199,8 +242,16 @@ class Sequencer(wiring.Component):
         ef_room = Signal()         # the scan may push
         m.d.sync += [ef_poppable.eq(ef.level >= 4), ef_high.eq(ef.level >= EF - 6),
                      ef_room.eq(ef.level < EF - 7)]
+        # "the queue holds a column" as a flip-flop (its level after this cycle's push and
+        # pop), for the flush's decision; the queue's own flag is a compare of its level
+        ef_avail = Signal()
+        m.d.sync += ef_avail.eq(ef.w_en | (ef.level >= 2) | ((ef.level == 1) & ~ef.r_en))
         efin = Signal()            # the last block's flush (early-drain mode)
         sc = Signal(cfg.n_bits + 1)
+        # the scan's columns, shifted as ``sc`` advances (bit 0 = column ``sc`` of
+        # ``touched_p``): a flip-flop instead of a max_n-way multiplexer in front of ``ef``
+        scan_bits = Signal(cfg.max_n)
+        scan_done = limit(sc, "sc", new.n1)
         # registered decodes (off the element-to-output paths): n1 <= H and "this is the
         # last block of two or more, double buffered"
         pp_r = Signal()
@@ -209,10 +260,9 @@ class Sequencer(wiring.Component):
         self._probes = dict(ef_level=ef.level, sc=sc, drain=drain, efin=efin, dpend=dpend,
                             i=i)      # for simulation probes (debugging only)
 
-        el = self.el.payload
-        blocks_m1 = Mux(ins.proc == Proc.MTxV_SP, ins.cnt1,
-                        Mux(ins.proc == Proc.MTxV, ins.cnt1, ins.cnt2))
-        last_b = b == blocks_m1
+        el_in = self._el_in
+        el = el_in.payload
+        last_b = b_last
 
         # what this cycle wants to emit
         has_beat = Signal()
@@ -240,12 +290,23 @@ class Sequencer(wiring.Component):
 
         proc = ins.proc
         m.d.sync += lt_pend.eq(0)
+        # VXV_SP's bitmap of touched columns: its enable written out on its own (the few
+        # flip-flops it depends on), not as a branch of ``advance``: ``max_n`` flip-flops
+        # hang on it
+        is_vxv_sp = Signal()
+        with m.If(active & is_vxv_sp & ~drain & room & el_in.valid):
+            m.d.sync += touched.eq(touched_next)
+        # the flush may retire: the scan is done and no beat's column can still be pushed
+        # (registered: a cycle in the drain phase runs no compute beat, so nothing can be
+        # pending after it)
+        retire_ok = Signal()
+        m.d.sync += retire_ok.eq(drain & scan_done & ~lt_pend & ~lt_hit)
         with m.If(active):
             with m.Switch(proc):
                 # ---------------------------------------------------------------- MxV_SP
                 with m.Case(Proc.MxV_SP):
                     m.d.comb += [
-                        work.eq(self.el.valid), has_beat.eq(1), has_el.eq(last_b),
+                        work.eq(el_in.valid), has_beat.eq(1), has_el.eq(last_b),
                         w_src.eq(Mux(el.empty, WSrc.NONE, WSrc.NEW)),
                         op0_row.eq(bn1 + el.nzi),
                         beat.x_bcast.eq(1), beat.x_word.eq(el.nzv),
@@ -256,10 +317,10 @@ class Sequencer(wiring.Component):
                     ]
                     with m.If(advance):
                         with m.If(last_b):
-                            m.d.sync += [b.eq(0), bn1.eq(0), bnt.eq(0)]
+                            m.d.sync += [*steps["b"]["clr"], bn1.eq(0), bnt.eq(0)]
                             m.d.comb += reset.eq(el.last)
                         with m.Else():
-                            m.d.sync += [b.eq(b + 1), bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
+                            m.d.sync += [*steps["b"]["inc"], bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
                 # --------------------------------------------------------------- MTxV_SP
                 with m.Case(Proc.MTxV_SP):
                     # the G_t rows are the same for every non-zero: the first one's beats
@@ -267,7 +328,7 @@ class Sequencer(wiring.Component):
                     # read the cache (frees the SMEM read cycles for the list reader)
                     use_cache = ins.cnt1 < x_cache_rows(cfg)
                     m.d.comb += [
-                        work.eq(self.el.valid), has_beat.eq(~el.empty),
+                        work.eq(el_in.valid), has_beat.eq(~el.empty),
                         has_el.eq(el.empty | last_b),
                         w_src.eq(WSrc.NEW), op0_row.eq(bn1 + el.nzi),
                         x_row.eq(~el.empty & (~use_cache | el.first)),
@@ -283,30 +344,28 @@ class Sequencer(wiring.Component):
                     ]
                     with m.If(advance):
                         with m.If(el.empty | last_b):
-                            m.d.sync += [b.eq(0), bn1.eq(0), bnt.eq(0), kslot.eq(kslot + 1)]
+                            m.d.sync += [*steps["b"]["clr"], bn1.eq(0), bnt.eq(0), kslot.eq(kslot + 1)]
                             m.d.comb += reset.eq(el.last)
                         with m.Else():
-                            m.d.sync += [b.eq(b + 1), bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
+                            m.d.sync += [*steps["b"]["inc"], bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
                 # ---------------------------------------------------------------- VXV_SP
                 with m.Case(Proc.VXV_SP):
-                    last_t_ = t == ins.cnt1
-                    last_i = i == ins.n1 - 1
+                    last_t_ = t_last
+                    last_i = i_last
                     pp = pp_r
                     early = early_r
-                    touched_next = Signal(cfg.max_n)
                     m.d.comb += touched_next.eq(touched)
                     ef_col = ef.r_data[:cfg.n_bits]
                     ef_dz = ef.r_data[cfg.n_bits]
                     ef_push_beat = lt_hit
                     # the scan of untouched columns (last block only), when the beat does
                     # not push
-                    scan_done = sc == ins.n1
-                    sc_touched = touched_p.bit_select(sc, 1)
+                    sc_touched = scan_bits[0]
                     with m.If(ef_push_beat):
                         m.d.comb += [ef.w_en.eq(1), ef.w_data.eq(Cat(lt_hit_col, 0))]
                     with m.If(early & ~scan_done & (sc_touched | (~ef_push_beat
                                                                    & ef_room))):
-                        m.d.sync += sc.eq(sc + 1)
+                        m.d.sync += [*steps["sc"]["inc"], scan_bits.eq(scan_bits >> 1)]
                         with m.If(~sc_touched):
                             m.d.comb += [ef.w_en.eq(1), ef.w_data.eq(Cat(sc[:cfg.n_bits], 1))]
                     with m.If(~drain):
@@ -321,7 +380,7 @@ class Sequencer(wiring.Component):
                         use_p = dpend & ~use_ef
                         piggy = ~el.empty & (use_ef | use_p)
                         m.d.comb += [
-                            work.eq(self.el.valid), has_beat.eq(~el.empty), has_el.eq(1),
+                            work.eq(el_in.valid), has_beat.eq(~el.empty), has_el.eq(1),
                             w_src.eq(Mux(el.first, WSrc.NEW, WSrc.HOLD)),
                             op0_row.eq(bnt + t),
                             beat.x_bcast.eq(1), beat.x_word.eq(el.nzv),
@@ -331,7 +390,7 @@ class Sequencer(wiring.Component):
                             beat.drain.eq(piggy),
                             beat.daddr.eq(Mux(use_ef, ef_col + Mux(hoff, H, 0),
                                               i + Mux(hoff_p, H, 0))),
-                            beat.dzero.eq(Mux(use_ef, ef_dz, ~touched_p.bit_select(i, 1))),
+                            beat.dzero.eq(Mux(use_ef, ef_dz, ~touched_p[0])),
                             has_wb.eq(piggy),
                             wb_row.eq(Mux(use_ef, bn1 + ef_col, rowp_i)),
                             lt_r.addr.eq(el.nzi[:ib]),
@@ -340,7 +399,6 @@ class Sequencer(wiring.Component):
                             m.d.comb += touched_next.eq(
                                 touched | (Const(1, cfg.max_n) << el.nzi[:ib]))
                         with m.If(advance):
-                            m.d.sync += touched.eq(touched_next)
                             m.d.comb += [
                                 lt_w.en.eq(~el.empty & (b == 0)), lt_w.addr.eq(el.nzi[:ib]),
                                 lt_w.data.eq(t),
@@ -349,13 +407,14 @@ class Sequencer(wiring.Component):
                             m.d.sync += [lt_pend.eq(early & ~el.empty), lt_pend_t.eq(t),
                                          lt_pend_col.eq(el.nzi[:cfg.n_bits])]
                             with m.If(~el.empty & use_p):
-                                m.d.sync += [i.eq(i + 1), rowp_i.eq(rowp_i + 1)]
+                                m.d.sync += [*steps["i"]["inc"], rowp_i.eq(rowp_i + 1),
+                                             touched_p.eq(touched_p >> 1)]
                                 with m.If(last_i):
-                                    m.d.sync += [dpend.eq(0), i.eq(0)]
+                                    m.d.sync += [dpend.eq(0), *steps["i"]["clr"]]
                             with m.If(el.last):
-                                m.d.sync += t.eq(t + 1)
+                                m.d.sync += steps["t"]["inc"]
                                 with m.If(last_t_):
-                                    m.d.sync += t.eq(0)
+                                    m.d.sync += steps["t"]["clr"]
                                     with m.If(early):
                                         m.d.sync += [drain.eq(1), efin.eq(1)]
                                     with m.Elif(dpend & ~(piggy & use_p & last_i)):
@@ -364,7 +423,7 @@ class Sequencer(wiring.Component):
                                         m.d.comb += rotate.eq(1)
                     with m.Elif(efin & ~dpend):
                         # the last block's leftovers, then a result-less retirement
-                        with m.If(ef.r_rdy):
+                        with m.If(ef_avail):
                             m.d.comb += [
                                 work.eq(1), has_beat.eq(1), w_src.eq(WSrc.NONE),
                                 beat.mode.eq(PEMode.PARALLEL),
@@ -373,7 +432,7 @@ class Sequencer(wiring.Component):
                                 has_wb.eq(1), wb_row.eq(bn1 + ef_col),
                                 ef.r_en.eq(advance),
                             ]
-                        with m.Elif(scan_done & ~lt_pend & ~lt_hit):
+                        with m.Elif(retire_ok):
                             m.d.comb += [work.eq(1), has_wb.eq(1), result.eq(0),
                                          retire.eq(1)]
                             with m.If(advance):
@@ -382,16 +441,17 @@ class Sequencer(wiring.Component):
                         m.d.comb += [
                             work.eq(1), has_beat.eq(dpend), w_src.eq(WSrc.NONE),
                             beat.mode.eq(PEMode.PARALLEL), beat.addr.eq(i + Mux(hoff_p, H, 0)),
-                            beat.first.eq(~touched_p.bit_select(i, 1)), beat.last.eq(1),
+                            beat.first.eq(~touched_p[0]), beat.last.eq(1),
                             beat.zero.eq(1),
                             has_wb.eq(dpend), wb_row.eq(rowp_i),
                             retire.eq(dpend & last_i & fin),
                         ]
                         with m.If(advance):
                             with m.If(dpend):
-                                m.d.sync += [i.eq(i + 1), rowp_i.eq(rowp_i + 1)]
+                                m.d.sync += [*steps["i"]["inc"], rowp_i.eq(rowp_i + 1),
+                                             touched_p.eq(touched_p >> 1)]
                                 with m.If(last_i):
-                                    m.d.sync += [dpend.eq(0), i.eq(0)]
+                                    m.d.sync += [dpend.eq(0), *steps["i"]["clr"]]
                             with m.If(~efin & (~dpend | last_i)):
                                 with m.If(need_rot):
                                     m.d.comb += rotate.eq(1)
@@ -404,17 +464,17 @@ class Sequencer(wiring.Component):
                     # double buffering (n1 > lmem_depth / 2)
                     with m.If(rotate):
                         m.d.sync += [
-                            touched_p.eq(touched_next), touched.eq(0), hoff_p.eq(hoff),
+                            touched_p.eq(touched_next), scan_bits.eq(touched_next),
+                            touched.eq(0), hoff_p.eq(hoff),
                             hoff.eq(pp & ~hoff), rowp_i.eq(bn1), dpend.eq(1),
-                            i.eq(0), early_r.eq(pp & (b + 1 == blocks_m1)),
-                            need_rot.eq(0), b.eq(b + 1), bn1.eq(bn1 + ins.n1),
+                            *steps["i"]["clr"], early_r.eq(pp & (b == steps["b"]["lim_m1"])),
+                            need_rot.eq(0), *steps["b"]["inc"], bn1.eq(bn1 + ins.n1),
                             bnt.eq(bnt + ins.nt),
                             drain.eq(last_b | ~pp), fin.eq(last_b),
                         ]
                 # ------------------------------------------------------------------- MxV
                 with m.Case(Proc.MxV):                       # b, n, t
-                    last_t = t == ins.cnt0
-                    last_n = n == ins.cnt1
+                    last_t, last_n = t_last, n_last
                     m.d.comb += [
                         work.eq(1), has_beat.eq(1),
                         w_src.eq(Mux(t == 0, WSrc.NEW, WSrc.HOLD)), op0_row.eq(bn1 + n),
@@ -426,19 +486,18 @@ class Sequencer(wiring.Component):
                         retire.eq(last_t & last_n & last_b),
                     ]
                     with m.If(advance):
-                        m.d.sync += t.eq(t + 1)
+                        m.d.sync += steps["t"]["inc"]
                         with m.If(last_t):
-                            m.d.sync += [t.eq(0), n.eq(n + 1)]
+                            m.d.sync += [*steps["t"]["clr"], *steps["n"]["inc"]]
                             with m.If(n[:lb] == Np - 1):
                                 m.d.sync += nrow.eq(nrow + ins.nt)
                             with m.If(last_n):
-                                m.d.sync += [n.eq(0), nrow.eq(0), b.eq(b + 1),
+                                m.d.sync += [*steps["n"]["clr"], nrow.eq(0), *steps["b"]["inc"],
                                              bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
                                 m.d.comb += reset.eq(last_b)
                 # ------------------------------------------------------------------ MTxV
                 with m.Case(Proc.MTxV):                      # n, b, t
-                    last_t = t == ins.cnt0
-                    last_n = n == ins.cnt2
+                    last_t, last_n = t_last, n_last
                     m.d.comb += [
                         work.eq(1), has_beat.eq(1),
                         w_src.eq(Mux(t == 0, WSrc.NEW, WSrc.HOLD)), op0_row.eq(bn1 + n),
@@ -450,19 +509,18 @@ class Sequencer(wiring.Component):
                         retire.eq(last_t & last_n & last_b),
                     ]
                     with m.If(advance):
-                        m.d.sync += t.eq(t + 1)
+                        m.d.sync += steps["t"]["inc"]
                         with m.If(last_t):
-                            m.d.sync += [t.eq(0), b.eq(b + 1), bn1.eq(bn1 + ins.n1),
+                            m.d.sync += [*steps["t"]["clr"], *steps["b"]["inc"], bn1.eq(bn1 + ins.n1),
                                          bnt.eq(bnt + ins.nt)]
                             with m.If(last_b):
-                                m.d.sync += [b.eq(0), bn1.eq(0), bnt.eq(0), n.eq(n + 1)]
+                                m.d.sync += [*steps["b"]["clr"], bn1.eq(0), bnt.eq(0), *steps["n"]["inc"]]
                                 with m.If(n[:lb] == Np - 1):
                                     m.d.sync += nrow.eq(nrow + ins.nt)
                                 m.d.comb += reset.eq(last_n)
                 # ------------------------------------------------------------------- VXV
                 with m.Case(Proc.VXV):                       # b, t, n
-                    last_t = t == ins.cnt1
-                    last_n = n == ins.cnt0
+                    last_t, last_n = t_last, n_last
                     m.d.comb += [
                         work.eq(1), has_beat.eq(1),
                         w_src.eq(Mux(n == 0, WSrc.NEW, WSrc.HOLD)), op0_row.eq(bnt + t),
@@ -474,13 +532,13 @@ class Sequencer(wiring.Component):
                         retire.eq(last_t & last_n & last_b),
                     ]
                     with m.If(advance):
-                        m.d.sync += n.eq(n + 1)
+                        m.d.sync += steps["n"]["inc"]
                         with m.If(n[:lb] == Np - 1):
                             m.d.sync += nrow.eq(nrow + ins.nt)
                         with m.If(last_n):
-                            m.d.sync += [n.eq(0), nrow.eq(0), t.eq(t + 1)]
+                            m.d.sync += [*steps["n"]["clr"], nrow.eq(0), *steps["t"]["inc"]]
                             with m.If(last_t):
-                                m.d.sync += [t.eq(0), b.eq(b + 1), bn1.eq(bn1 + ins.n1),
+                                m.d.sync += [*steps["t"]["clr"], *steps["b"]["inc"], bn1.eq(bn1 + ins.n1),
                                              bnt.eq(bnt + ins.nt)]
                                 m.d.comb += reset.eq(last_b)
                 with m.Default():                            # IDLE: nothing to do
@@ -492,73 +550,118 @@ class Sequencer(wiring.Component):
         need_d = has_beat & (w_src == WSrc.NEW) & ~ins.src0
         need_s = has_beat & (w_src == WSrc.NEW) & ins.src0
         need_x = has_beat & x_row
-        ok = (work & (~has_beat | self.cmd.ready) & (~need_d | self.dreq.ready)
-              & (~need_s | self.sreq.ready) & (~need_x | self.xreq.ready)
-              & (~has_wb | wb_ready))
+        # ``room`` is a flip-flop (every queue had two free entries a cycle ago), so the
+        # "everything accepted" decision does not wait for which streams this item needs
+        ok = work & room
+        outs = self._out_queues
         m.d.comb += [
             advance.eq(active & ok),
-            self.cmd.valid.eq(active & ok & has_beat),
-            self.cmd.payload.eq(beat),
-            self.dreq.valid.eq(active & ok & need_d),
-            self.dreq.payload.eq(ins.dram_op0 + (op0_row << rs)[:AW]),
-            self.sreq.valid.eq(active & ok & need_s),
-            self.sreq.payload.eq(ins.smem_op0 + op0_row),
-            self.xreq.valid.eq(active & ok & need_x),
-            self.xreq.payload.eq(x_rowaddr),
-            self.el.ready.eq(active & ok & has_el),
+            outs["cmd"].valid.eq(active & ok & has_beat),
+            outs["cmd"].payload.eq(beat),
+            outs["dreq"].valid.eq(active & ok & need_d),
+            outs["dreq"].payload.eq(ins.dram_op0 + (op0_row << rs)[:AW]),
+            outs["sreq"].valid.eq(active & ok & need_s),
+            outs["sreq"].payload.eq(ins.smem_op0 + op0_row),
+            outs["xreq"].valid.eq(active & ok & need_x),
+            outs["xreq"].payload.eq(x_rowaddr),
+            el_in.ready.eq(active & ok & has_el),
             wbd.dst0.eq(ins.dst0 & result), wbd.dst1.eq(ins.dst1 & result),
             wbd.single.eq(single), wbd.lane.eq(lane),
             wbd.result.eq(result), wbd.retire.eq(retire),
         ]
-        wb_busy = self._wb_pipeline(m, valid=active & ok & has_wb, ready=wb_ready, flags=wbd,
-                                    mul=wb_mul, nt=ins.nt,
-                                    smem_base=ins.smem_dst + wb_row,
-                                    dram_base=ins.dram_dst + (wb_row << rs)[:AW])
+        wb_busy = self._wb_pipeline(m, valid=active & ok & has_wb, flags=wbd,
+                                    mul=wb_mul, nt=ins.nt, row=wb_row,
+                                    smem_dst=ins.smem_dst, dram_dst=ins.dram_dst)
+        wb_busy = wb_busy | self._queued
         m.d.comb += self.busy.eq(active | wb_busy)
         with m.If(reset):
             m.d.sync += [active.eq(0)]
         # after the loop nests: a new instruction's counter resets win over their updates
         with m.If(load):
-            m.d.sync += [ins.eq(self.instr.payload), active.eq(1),
-                         b.eq(0), n.eq(0), t.eq(0), i.eq(0), bn1.eq(0), bnt.eq(0), nrow.eq(0),
+            m.d.sync += [ins.eq(new), active.eq(1), is_vxv_sp.eq(new.proc == Proc.VXV_SP),
+                         *steps["b"]["load"], *steps["n"]["load"], *steps["t"]["load"],
+                         *steps["i"]["load"], *steps["sc"]["load"], bn1.eq(0), bnt.eq(0), nrow.eq(0),
                          kslot.eq(0), touched.eq(0), drain.eq(0), dpend.eq(0), hoff.eq(0),
-                         hoff_p.eq(0), need_rot.eq(0), fin.eq(0), efin.eq(0), sc.eq(0),
-                         early_r.eq(0), pp_r.eq(self.instr.payload.n1 <= H)]
+                         hoff_p.eq(0), need_rot.eq(0), fin.eq(0), efin.eq(0),
+                         early_r.eq(0), pp_r.eq(new.n1 <= H)]
         return m
 
-    def _wb_pipeline(self, m, *, valid, ready, flags, mul, nt, smem_base, dram_base):
-        """Three register stages between the loop nests and the ``wb`` port.
+    #: depth of the queues in front of ``cmd``/``dreq``/``sreq``/``xreq`` and of ``wb``
+    REQ_QUEUE_DEPTH = 4
+    WB_QUEUE_DEPTH = 8
+    #: register stages between the loop nests and the ``wb`` queue (see `_wb_pipeline`)
+    WB_STAGES = 3
+
+    def _io_stages(self, m):
+        """Registered edges: a skid buffer on ``el``, small queues on every output stream.
+
+        Why: the loop nests advance in the cycle every item of that cycle is accepted. With
+        the element's valid/payload and the consumers' readies straight from the ports, that
+        decision sat at the end of a long path (ports -> "everything accepted" -> the clock
+        enable and next value of every counter) and held the block near 100 MHz. Here the
+        element comes from flip-flops (`SkidBuffer`, full rate, one cycle later) and each
+        output stream leaves through a short queue of its own; the issue decision only
+        looks at ``room``, a flip-flop that says "every queue had at least two free entries
+        (the ``wb`` queue: enough for the descriptors still in its register stages) in the
+        cycle before". The level moves by at most one per cycle, so one free entry is left
+        for this cycle's item. A stalled consumer stops the issue two items later than
+        before; the order of every stream is unchanged. Returns ``room``.
+        """
+        cfg = self.cfg
+        m.submodules.el_skid = el_skid = SkidBuffer(self.el.payload.shape())
+        wiring.connect(m, wiring.flipped(self.el), el_skid.i)
+        self._el_in = el_skid.o
+        shapes = dict(cmd=beat_layout(cfg), dreq=unsigned(cfg.axi_addr_width),
+                      sreq=unsigned(cfg.smem_addr_bits), xreq=unsigned(cfg.smem_addr_bits),
+                      wb=wb_layout(cfg))
+        self._out_queues = {}
+        room_now = []
+        queued = []
+        for name, shape in shapes.items():
+            depth = self.WB_QUEUE_DEPTH if name == "wb" else self.REQ_QUEUE_DEPTH
+            # wb: the items in the register stages and the one of this cycle land later
+            margin = 2 + (self.WB_STAGES if name == "wb" else 0)
+            q = StreamFIFO(shape, depth, buffered=False)
+            m.submodules[f"{name}_queue"] = q
+            wiring.connect(m, q.o, wiring.flipped(getattr(self, name)))
+            self._out_queues[name] = q.i
+            room_now.append(q.level <= depth - margin)
+            queued.append(q.o.valid)
+        room = Signal(init=1)
+        m.d.sync += room.eq(Cat(*room_now).all())
+        self._queued = Cat(*queued).any()
+        return room
+
+    def _wb_pipeline(self, m, *, valid, flags, mul, nt, row, smem_dst, dram_dst):
+        """Three register stages between the loop nests and the ``wb`` queue.
 
         Why: MTxV_SP's result row ``(nzi // Np) * nt + t`` needs a multiply of the element
         just read from the list reader's FIFO, followed by the destination adders: as one
         combinational path it limited the whole accelerator (86 MHz). Here stage 1 takes the
-        multiply's operands and the (element-independent) bases ``dst + t`` in registers,
-        stage 2 registers the product, stage 3 adds it to the bases. Each stage is a plain
-        pipeline register (it loads when it is empty or its successor loads), so one
-        descriptor per cycle still flows; the write-back only sees descriptors 3 cycles
-        later, far less than the PE array's latency. Returns "a descriptor is in flight".
+        multiply's operands, the row and the instruction's destinations in registers (the
+        row itself is a sum, e.g. of a LUT-RAM read: no adder behind it in that cycle),
+        stage 2 registers the product and the bases ``dst + row``, stage 3 adds the two. The stages never stall
+        (``room`` already counts their descriptors against the queue), so one descriptor per
+        cycle flows; the write-back only sees descriptors a few cycles later, far less than
+        the PE array's latency. Returns "a descriptor is in flight".
         """
         cfg = self.cfg
         rs = exact_log2(cfg.row_bytes)
         AW = cfg.axi_addr_width
         lay = wb_layout(cfg)
         s1 = dict(v=Signal(), f=Signal(lay), a=Signal(len(mul)), b=Signal(len(nt)),
-                  s=Signal(cfg.smem_addr_bits), d=Signal(AW))
+                  r=Signal(len(row)), s=Signal(len(smem_dst)), d=Signal(len(dram_dst)))
         s2 = dict(v=Signal(), f=Signal(lay), p=Signal(len(mul) + len(nt)),
                   s=Signal(cfg.smem_addr_bits), d=Signal(AW))
-        load3 = ~self.wb.valid | self.wb.ready
-        load2 = ~s2["v"] | load3
-        load1 = ~s1["v"] | load2
-        m.d.comb += ready.eq(load1)
-        with m.If(load1):
-            m.d.sync += [s1["v"].eq(valid), s1["f"].eq(flags), s1["a"].eq(mul),
-                         s1["b"].eq(nt), s1["s"].eq(smem_base), s1["d"].eq(dram_base)]
-        with m.If(load2):
-            m.d.sync += [s2["v"].eq(s1["v"]), s2["f"].eq(s1["f"]), s2["p"].eq(s1["a"] * s1["b"]),
-                         s2["s"].eq(s1["s"]), s2["d"].eq(s1["d"])]
-        with m.If(load3):
-            out = Signal(lay)
-            m.d.comb += [out.eq(s2["f"]), out.smem_row.eq(s2["s"] + s2["p"]),
-                         out.dram_addr.eq(s2["d"] + (s2["p"] << rs)[:AW])]
-            m.d.sync += [self.wb.valid.eq(s2["v"]), self.wb.payload.eq(out)]
-        return s1["v"] | s2["v"] | self.wb.valid
+        s3 = dict(v=Signal(), f=Signal(lay))
+        m.d.sync += [s1["v"].eq(valid), s1["f"].eq(flags), s1["a"].eq(mul),
+                     s1["b"].eq(nt), s1["r"].eq(row), s1["s"].eq(smem_dst), s1["d"].eq(dram_dst)]
+        m.d.sync += [s2["v"].eq(s1["v"]), s2["f"].eq(s1["f"]), s2["p"].eq(s1["a"] * s1["b"]),
+                     s2["s"].eq(s1["s"] + s1["r"]), s2["d"].eq(s1["d"] + (s1["r"] << rs)[:AW])]
+        out = Signal(lay)
+        m.d.comb += [out.eq(s2["f"]), out.smem_row.eq(s2["s"] + s2["p"]),
+                     out.dram_addr.eq(s2["d"] + (s2["p"] << rs)[:AW])]
+        m.d.sync += [s3["v"].eq(s2["v"]), s3["f"].eq(out)]
+        q = self._out_queues["wb"]
+        m.d.comb += [q.valid.eq(s3["v"]), q.payload.eq(s3["f"])]
+        return s1["v"] | s2["v"] | s3["v"]

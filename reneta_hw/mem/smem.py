@@ -16,15 +16,17 @@ Ports
 -----
 ``rreq[i]`` (In stream, payload: row address) / ``rresp[i]`` (Out stream, payload: the row),
 ``i < read_ports``: answers in request order. A request is granted when its response FIFO
-(``resp_depth`` rows, one depth or one per port) has room counting the rows in flight; one read per cycle in total,
-lower port index first (the host first of all). Latency without contention: the row is
-offered on ``rresp`` 3 cycles after the request handshake.
-``wreq`` (In stream: ``addr``, ``mask`` (one bit per lane), ``data``): one write per cycle.
+(``resp_depth`` rows, one depth or one per port) has room counting the rows in flight; one
+read per cycle in total, lower port index first (the host first of all). Latency without contention: the row is
+offered on ``rresp`` 5 cycles after the request handshake (see "timing" in the code).
+``wreq`` (In stream: ``addr``, ``mask`` (one bit per lane), ``data``): one write per cycle;
+it reaches the block RAM one edge after its handshake (``write_pending`` meanwhile: an idle
+flag of the core must wait for it; host writes do not raise it).
 ``host`` (`smem_host_signature`): ``addr``, ``lane_mask``, ``wdata``, ``we``, ``re`` in,
 ``rdata`` out. Fixed timing, no handshake: a write happens at the edge where ``we`` is
-high, a read's row is on ``rdata`` in the cycle after ``re`` (and held until the next
-read). The host wins over the ports (meant for use while the core is idle; while busy it
-just steals cycles).
+high (registered: it reaches the block RAM one edge later), a read's row is on ``rdata``
+three cycles after ``re`` (and held until the next read). The host wins over the ports
+(meant for use while the core is idle; while busy it just steals cycles).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class SharedMemory(wiring.Component):
             "rresp": Out(stream.Signature(unsigned(cfg.row_bits))).array(read_ports),
             "wreq": In(stream.Signature(smem_write_layout(cfg))),
             "host": In(smem_host_signature(cfg)),
+            "write_pending": Out(1),
         })
 
     def bank_of(self, row: int) -> tuple[int, int]:
@@ -145,11 +148,30 @@ class SharedMemory(wiring.Component):
         with m.Else():
             m.d.comb += [w_addr.eq(wr.addr), w_mask.eq(wr.mask), w_data.eq(wr.data),
                          w_en.eq(self.wreq.valid)]
+        # the granted read and the write are registered before they fan out to every block
+        # RAM (at the default size 128 of them); both take the same extra cycle, so a read
+        # granted after a write was accepted still sees it. The block RAM's read data (its
+        # clock-to-output is slow, 4 ns on ECP5) lands straight in a per-bank register, and
+        # the bank multiplexer works from those registers in the next cycle: a row is in
+        # its response FIFO four cycles after the grant.
+        ra, re_, rport = Signal.like(rd_addr), Signal(), Signal.like(rd_port)
+        wa, wm, wd, we = Signal.like(w_addr), Signal.like(w_mask), Signal.like(w_data), Signal()
+        m.d.sync += [ra.eq(rd_addr), re_.eq(rd_en), rport.eq(rd_port),
+                     wa.eq(w_addr), wm.eq(w_mask), wd.eq(w_data), we.eq(w_en)]
+        rd_addr, rd_en, rd_port = ra, re_, rport
+        w_addr, w_mask, w_data, w_en = wa, wm, wd, we
+        port_write = Signal()      # a ``wreq`` write (not the host's) waits in the register
+        m.d.sync += port_write.eq(self.wreq.valid & self.wreq.ready)
+        m.d.comb += self.write_pending.eq(port_write)
         rd_bank = Signal(range(max(nb, 2)))
         rd_valid = Signal()
         rd_port_q = Signal.like(rd_port)
+        rd_bank2 = Signal.like(rd_bank)
+        rd_valid2 = Signal()
+        rd_port_q2 = Signal.like(rd_port)
         m.d.sync += [rd_bank.eq(rd_addr[lb:] if nb > 1 else 0), rd_valid.eq(rd_en),
-                     rd_port_q.eq(rd_port)]
+                     rd_port_q.eq(rd_port), rd_bank2.eq(rd_bank), rd_valid2.eq(rd_valid),
+                     rd_port_q2.eq(rd_port_q)]
         row = Signal(cfg.row_bits)
         for k, mem in enumerate(self.smem_memories):
             m.submodules[f"bank{k}"] = mem
@@ -163,11 +185,14 @@ class SharedMemory(wiring.Component):
                 rp.addr.eq(rd_addr[:lb]),
                 rp.en.eq(rd_en),
             ]
-            with m.If(rd_bank == k):
-                m.d.comb += row.eq(rp.data)
+            bank_q = Signal(cfg.row_bits, name=f"bank{k}_q")
+            with m.If(rd_valid & (rd_bank == k)):
+                m.d.sync += bank_q.eq(rp.data)
+            with m.If(rd_bank2 == k):
+                m.d.comb += row.eq(bank_q)
         for i, fifo in enumerate(fifos):
-            m.d.comb += [fifo.w_data.eq(row), fifo.w_en.eq(rd_valid & (rd_port_q == i))]
-        host_hit = rd_valid & (rd_port_q == self.read_ports)
+            m.d.comb += [fifo.w_data.eq(row), fifo.w_en.eq(rd_valid2 & (rd_port_q2 == i))]
+        host_hit = rd_valid2 & (rd_port_q2 == self.read_ports)
         held = Signal(cfg.row_bits)
         with m.If(host_hit):
             m.d.sync += held.eq(row)
