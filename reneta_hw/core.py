@@ -245,7 +245,11 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, smem.rresp[4], dp.srow)
         wiring.connect(m, smem.rresp[2], dmx.srow)
         wiring.connect(m, smem.rresp[3], dmx.xrow)
-        wiring.connect(m, dmx.o, pe.i)
+        # the PE array's admission (hazard and mode checks on the beat) decides its ready: a
+        # skid register keeps that off the DMX's take -> DRAM/SMEM row pops -> AXI credits
+        m.submodules.beat_reg = beat_reg = SkidBuffer(dmx.o.payload.shape())
+        wiring.connect(m, dmx.o, beat_reg.i)
+        wiring.connect(m, beat_reg.o, pe.i)
         wiring.connect(m, pe.o, wb.res)
         # SMEM writes: DELTA runs alone (nothing else writes then), so its busy flag (a
         # register) picks the writer, not the write-back's combinational valid

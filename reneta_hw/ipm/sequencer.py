@@ -320,7 +320,8 @@ class Sequencer(wiring.Component):
                             m.d.sync += [*steps["b"]["clr"], bn1.eq(0), bnt.eq(0)]
                             m.d.comb += reset.eq(el.last)
                         with m.Else():
-                            m.d.sync += [*steps["b"]["inc"], bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
+                            m.d.sync += [*steps["b"]["inc"], bn1.eq(bn1 + ins.n1),
+                                         bnt.eq(bnt + ins.nt)]
                 # --------------------------------------------------------------- MTxV_SP
                 with m.Case(Proc.MTxV_SP):
                     # the G_t rows are the same for every non-zero: the first one's beats
@@ -344,10 +345,12 @@ class Sequencer(wiring.Component):
                     ]
                     with m.If(advance):
                         with m.If(el.empty | last_b):
-                            m.d.sync += [*steps["b"]["clr"], bn1.eq(0), bnt.eq(0), kslot.eq(kslot + 1)]
+                            m.d.sync += [*steps["b"]["clr"], bn1.eq(0), bnt.eq(0),
+                                         kslot.eq(kslot + 1)]
                             m.d.comb += reset.eq(el.last)
                         with m.Else():
-                            m.d.sync += [*steps["b"]["inc"], bn1.eq(bn1 + ins.n1), bnt.eq(bnt + ins.nt)]
+                            m.d.sync += [*steps["b"]["inc"], bn1.eq(bn1 + ins.n1),
+                                         bnt.eq(bnt + ins.nt)]
                 # ---------------------------------------------------------------- VXV_SP
                 with m.Case(Proc.VXV_SP):
                     last_t_ = t_last
@@ -511,10 +514,12 @@ class Sequencer(wiring.Component):
                     with m.If(advance):
                         m.d.sync += steps["t"]["inc"]
                         with m.If(last_t):
-                            m.d.sync += [*steps["t"]["clr"], *steps["b"]["inc"], bn1.eq(bn1 + ins.n1),
+                            m.d.sync += [*steps["t"]["clr"], *steps["b"]["inc"],
+                                         bn1.eq(bn1 + ins.n1),
                                          bnt.eq(bnt + ins.nt)]
                             with m.If(last_b):
-                                m.d.sync += [*steps["b"]["clr"], bn1.eq(0), bnt.eq(0), *steps["n"]["inc"]]
+                                m.d.sync += [*steps["b"]["clr"], bn1.eq(0), bnt.eq(0),
+                                             *steps["n"]["inc"]]
                                 with m.If(n[:lb] == Np - 1):
                                     m.d.sync += nrow.eq(nrow + ins.nt)
                                 m.d.comb += reset.eq(last_n)
@@ -538,7 +543,8 @@ class Sequencer(wiring.Component):
                         with m.If(last_n):
                             m.d.sync += [*steps["n"]["clr"], nrow.eq(0), *steps["t"]["inc"]]
                             with m.If(last_t):
-                                m.d.sync += [*steps["t"]["clr"], *steps["b"]["inc"], bn1.eq(bn1 + ins.n1),
+                                m.d.sync += [*steps["t"]["clr"], *steps["b"]["inc"],
+                                             bn1.eq(bn1 + ins.n1),
                                              bnt.eq(bnt + ins.nt)]
                                 m.d.comb += reset.eq(last_b)
                 with m.Default():                            # IDLE: nothing to do
@@ -580,9 +586,9 @@ class Sequencer(wiring.Component):
         with m.If(load):
             m.d.sync += [ins.eq(new), active.eq(1), is_vxv_sp.eq(new.proc == Proc.VXV_SP),
                          *steps["b"]["load"], *steps["n"]["load"], *steps["t"]["load"],
-                         *steps["i"]["load"], *steps["sc"]["load"], bn1.eq(0), bnt.eq(0), nrow.eq(0),
-                         kslot.eq(0), touched.eq(0), drain.eq(0), dpend.eq(0), hoff.eq(0),
-                         hoff_p.eq(0), need_rot.eq(0), fin.eq(0), efin.eq(0),
+                         *steps["i"]["load"], *steps["sc"]["load"], bn1.eq(0), bnt.eq(0),
+                         nrow.eq(0), kslot.eq(0), touched.eq(0), drain.eq(0), dpend.eq(0),
+                         hoff.eq(0), hoff_p.eq(0), need_rot.eq(0), fin.eq(0), efin.eq(0),
                          early_r.eq(0), pp_r.eq(new.n1 <= H)]
         return m
 
@@ -640,10 +646,10 @@ class Sequencer(wiring.Component):
         combinational path it limited the whole accelerator (86 MHz). Here stage 1 takes the
         multiply's operands, the row and the instruction's destinations in registers (the
         row itself is a sum, e.g. of a LUT-RAM read: no adder behind it in that cycle),
-        stage 2 registers the product and the bases ``dst + row``, stage 3 adds the two. The stages never stall
-        (``room`` already counts their descriptors against the queue), so one descriptor per
-        cycle flows; the write-back only sees descriptors a few cycles later, far less than
-        the PE array's latency. Returns "a descriptor is in flight".
+        stage 2 registers the product and the bases ``dst + row``, stage 3 adds the two. The
+        stages never stall (``room`` already counts their descriptors against the queue), so
+        one descriptor per cycle flows; the write-back only sees descriptors a few cycles
+        later, far less than the PE array's latency. Returns "a descriptor is in flight".
         """
         cfg = self.cfg
         rs = exact_log2(cfg.row_bytes)
