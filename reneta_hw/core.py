@@ -238,9 +238,13 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, seq.xreq, xreq_q.i)
         wiring.connect(m, xreq_q.o, smem.rreq[3])
         # DRAM rows go to the DELTA engine while it runs (it runs alone), else to the DMX
-        m.d.comb += [dmx.drow.valid.eq(rd.data.valid & ~dp.busy), dmx.drow.payload.eq(rd.data.payload),
-                     dp.drow.valid.eq(rd.data.valid & dp.busy), dp.drow.payload.eq(rd.data.payload),
-                     rd.data.ready.eq(Mux(dp.busy, dp.drow.ready, dmx.drow.ready))]
+        # (through a skid register: the DMX's take stays off the read master's buffer credits)
+        m.submodules.drow_reg = drow_reg = SkidBuffer(rd.data.payload.shape())
+        wiring.connect(m, rd.data, drow_reg.i)
+        drow = drow_reg.o
+        m.d.comb += [dmx.drow.valid.eq(drow.valid & ~dp.busy), dmx.drow.payload.eq(drow.payload),
+                     dp.drow.valid.eq(drow.valid & dp.busy), dp.drow.payload.eq(drow.payload),
+                     drow.ready.eq(Mux(dp.busy, dp.drow.ready, dmx.drow.ready))]
         wiring.connect(m, dp.sreq, smem.rreq[4])
         wiring.connect(m, smem.rresp[4], dp.srow)
         wiring.connect(m, smem.rresp[2], dmx.srow)
