@@ -462,10 +462,17 @@ def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, se
           "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed),
           "--report", "report.json", "--quiet", "--log", "pnr.log"], wd, "pnr.log")
     rep["pnr_s"] = round(time.time() - t, 1)
+    _read_pnr_report(wd, rep, luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D",
+                     brams="DP16KD")
+
+
+def _read_pnr_report(wd: Path, rep: dict, **cell_of_key: str) -> None:
+    """Update ``rep`` from nextpnr's ``report.json``: the counts after packing (each key of
+    ``rep`` from the named bel type, e.g. ``luts="TRELLIS_COMB"``; Yosys's figure stays when
+    the type is missing), the worst clock's Fmax and its critical path."""
     report = json.loads((wd / "report.json").read_text())
     util = {k: v["used"] for k, v in report.get("utilization", {}).items()}
-    rep.update(luts=util.get("TRELLIS_COMB", rep["luts"]), ffs=util.get("TRELLIS_FF", rep["ffs"]),
-               dsps=util.get("MULT18X18D", rep["dsps"]), brams=util.get("DP16KD", rep["brams"]))
+    rep.update({key: util.get(cell, rep[key]) for key, cell in cell_of_key.items()})
     clocks = [v["achieved"] for v in report.get("fmax", {}).values()]
     rep["fmax_mhz"] = round(min(clocks), 1) if clocks else None
     rep["critical_path"] = _critical_path(report)
@@ -497,13 +504,7 @@ def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, s
             return
         raise
     rep["pnr_s"] = round(time.time() - t, 1)
-    report = json.loads((wd / "report.json").read_text())
-    util = {k: v["used"] for k, v in report.get("utilization", {}).items()}
-    rep.update(luts=util.get("ICESTORM_LC", rep["luts"]), dsps=util.get("ICESTORM_DSP", rep["dsps"]),
-               brams=util.get("ICESTORM_RAM", rep["brams"]))
-    clocks = [v["achieved"] for v in report.get("fmax", {}).values()]
-    rep["fmax_mhz"] = round(min(clocks), 1) if clocks else None
-    rep["critical_path"] = _critical_path(report)
+    _read_pnr_report(wd, rep, luts="ICESTORM_LC", dsps="ICESTORM_DSP", brams="ICESTORM_RAM")
 
 
 def _synth_xc7_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seed: int,

@@ -92,10 +92,10 @@ CTRL_BITS = {"start": 0, "resume": 1, "clear_counters": 2, "clear_error": 3}
 FETCH_BIT = 4
 IRQ_BITS = {"done": 0, "paused": 1, "error": 2}
 
-#: byte offsets of the registers (multi-word ones: offset of the low word)
-# cycles an AXI4-Lite read of a memory window waits after its address or data changed
+#: cycles an AXI4-Lite read of a memory window waits after its address or data changed
 WINDOW_SETTLE = 6
 
+#: byte offsets of the registers (multi-word ones: offset of the low word)
 REG = {
     "ID": 0x000, "VERSION": 0x004, "CONFIG_HASH": 0x008, "CAPS": 0x00C, "CTRL": 0x010,
     "IRQ_ENABLE": 0x014, "IRQ_STATUS": 0x018, "STATUS": 0x01C, "ERROR": 0x020,
@@ -267,10 +267,11 @@ class Reneta(wiring.Component):
         settle = Signal(range(WINDOW_SETTLE + 1))
         last_addr = Signal(len(r.smem_addr) + len(r.spm_addr))
         now_addr = Cat(r.smem_addr, r.spm_addr)
+        moved = now_addr != last_addr
         m.d.sync += last_addr.eq(now_addr)
-        with m.If((now_addr != last_addr) | r.smem_wdata_stb | r.spm_wdata_stb):
+        with m.If(moved | r.smem_wdata_stb | r.spm_wdata_stb):
             m.d.sync += settle.eq(WINDOW_SETTLE)
         with m.Elif(settle != 0):
             m.d.sync += settle.eq(settle - 1)
-        m.d.comb += r.read_hold.eq((settle != 0) | (now_addr != last_addr))
+        m.d.comb += r.read_hold.eq((settle != 0) | moved)
         return m

@@ -23,8 +23,8 @@ the cycle after ``spm_en``).
 Throughput: one element per cycle once rows arrive; a new list follows the previous one
 without a gap (the descriptor of the next job is fetched while the current one is sent).
 Elements leave through two register stages (`SkidBuffer`: the lane multiplexers, then the
-range check), so ``el`` and ``error`` are flip-flops and ``el.ready`` reaches no further back
-than the first stage.
+range check), so ``el``'s valid and payload are flip-flops and ``el.ready`` reaches no
+further back than the second stage.
 """
 
 from __future__ import annotations

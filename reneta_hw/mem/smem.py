@@ -17,8 +17,9 @@ Ports
 ``rreq[i]`` (In stream, payload: row address) / ``rresp[i]`` (Out stream, payload: the row),
 ``i < read_ports``: answers in request order. A request is granted when its response FIFO
 (``resp_depth`` rows, one depth or one per port) has room counting the rows in flight; one
-read per cycle in total, lower port index first (the host first of all). Latency without contention: the row is
-offered on ``rresp`` 5 cycles after the request handshake (see "timing" in the code).
+read per cycle in total, lower port index first (the host first of all). Latency without
+contention: the row is offered on ``rresp`` 5 cycles after the request handshake (the
+registers in front of and behind the block RAMs: see the comment in ``elaborate``).
 ``wreq`` (In stream: ``addr``, ``mask`` (one bit per lane), ``data``): one write per cycle;
 it reaches the block RAM one edge after its handshake (``write_pending`` meanwhile: an idle
 flag of the core must wait for it; host writes do not raise it).
@@ -154,12 +155,11 @@ class SharedMemory(wiring.Component):
         # clock-to-output is slow, 4 ns on ECP5) lands straight in a per-bank register, and
         # the bank multiplexer works from those registers in the next cycle: a row is in
         # its response FIFO four cycles after the grant.
-        ra, re_, rport = Signal.like(rd_addr), Signal(), Signal.like(rd_port)
-        wa, wm, wd, we = Signal.like(w_addr), Signal.like(w_mask), Signal.like(w_data), Signal()
-        m.d.sync += [ra.eq(rd_addr), re_.eq(rd_en), rport.eq(rd_port),
-                     wa.eq(w_addr), wm.eq(w_mask), wd.eq(w_data), we.eq(w_en)]
-        rd_addr, rd_en, rd_port = ra, re_, rport
-        w_addr, w_mask, w_data, w_en = wa, wm, wd, we
+        # (from here on the names stand for the registered copies)
+        regs = [Signal.like(v) for v in (rd_addr, rd_en, rd_port, w_addr, w_mask, w_data, w_en)]
+        m.d.sync += [q.eq(v) for q, v in zip(regs, (rd_addr, rd_en, rd_port, w_addr, w_mask,
+                                                     w_data, w_en))]
+        rd_addr, rd_en, rd_port, w_addr, w_mask, w_data, w_en = regs
         port_write = Signal()      # a ``wreq`` write (not the host's) waits in the register
         m.d.sync += port_write.eq(self.wreq.valid & self.wreq.ready)
         m.d.comb += self.write_pending.eq(port_write)
