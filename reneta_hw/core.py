@@ -145,6 +145,7 @@ class RenetaCore(wiring.Component):
         cfg = self.cfg
         Np = cfg.num_pe
         rs = exact_log2(cfg.row_bytes)
+        sa = cfg.smem_addr_bits
 
         m.submodules.smem = smem = self._smem
         wiring.connect(m, wiring.flipped(self.smem_host), smem.host)
@@ -210,6 +211,9 @@ class RenetaCore(wiring.Component):
 
         cmd_q = fifo("cmd_q", beat_layout(cfg), self.cmd_depth)
         wb_q = fifo("wb_q", wb_layout(cfg), self.wb_depth)
+        dreq_q = fifo("dreq_q", unsigned(cfg.axi_addr_width), 4, buffered=False)
+        sreq_q = fifo("sreq_q", unsigned(sa), 4, buffered=False)
+        xreq_q = fifo("xreq_q", unsigned(sa), 4, buffered=False)
         wreq_q = fifo("wreq_q", wb.dreq.payload.shape(), 4, buffered=False)
         wdat_q = fifo("wdat_q", wb.ddata.payload.shape(), 4, buffered=False)
         # the block-RAM FIFOs' read data (4 ns clock-to-output on ECP5) lands in a register
@@ -222,16 +226,17 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, seq.wb, wb_q.i)
         wiring.connect(m, wb_q.o, wb_reg.i)
         wiring.connect(m, wb_reg.o, wb.wb)
-        # (the sequencer's row requests leave through queues of its own)
-        seq_dreq = seq.dreq
+        wiring.connect(m, seq.dreq, dreq_q.i)
         m.d.comb += [
-            rd.req.valid.eq(seq_dreq.valid | dp.dreq.valid),
-            rd.req.payload.addr.eq(Mux(dp.busy, dp.dreq.payload, seq_dreq.payload)),
-            rd.req.payload.rows.eq(1), seq_dreq.ready.eq(rd.req.ready & ~dp.busy),
+            rd.req.valid.eq(dreq_q.o.valid | dp.dreq.valid),
+            rd.req.payload.addr.eq(Mux(dp.busy, dp.dreq.payload, dreq_q.o.payload)),
+            rd.req.payload.rows.eq(1), dreq_q.o.ready.eq(rd.req.ready & ~dp.busy),
             dp.dreq.ready.eq(rd.req.ready & dp.busy),
         ]
-        wiring.connect(m, seq.sreq, smem.rreq[2])
-        wiring.connect(m, seq.xreq, smem.rreq[3])
+        wiring.connect(m, seq.sreq, sreq_q.i)
+        wiring.connect(m, sreq_q.o, smem.rreq[2])
+        wiring.connect(m, seq.xreq, xreq_q.i)
+        wiring.connect(m, xreq_q.o, smem.rreq[3])
         # DRAM rows go to the DELTA engine while it runs (it runs alone), else to the DMX
         # (through a skid register: the DMX's take stays off the read master's buffer credits)
         m.submodules.drow_reg = drow_reg = SkidBuffer(rd.data.payload.shape())
