@@ -16,9 +16,9 @@ Structure::
 
 Ports (see the task's interface): ``instr`` (In stream of `instruction_layout`), ``dram``
 (Out `Axi4Signature`), ``idle``, ``retired``, ``error``/``error_code``/``error_clear``,
-``events`` (`event_layout`), ``smem_host`` (`reneta_hw.mem.smem.smem_host_signature`:
-fixed latency, ``rdata`` valid the cycle after ``re``), ``spm_host`` (``addr``, ``wdata``,
-``we``, ``re``, ``rdata``: same timing).
+``events`` (`event_layout`, registered: each bit is the cycle before), ``smem_host``
+(`reneta_hw.mem.smem.smem_host_signature`: fixed latency, ``rdata`` valid the cycle after
+``re``), ``spm_host`` (``addr``, ``wdata``, ``we``, ``re``, ``rdata``: same timing).
 
 Backdoors for simulation: ``smem_memories`` (one `Memory` per bank; SMEM row r is entry
 ``r % smem_bank_rows`` of bank ``r // smem_bank_rows``, lane p in bits
@@ -57,7 +57,7 @@ from reneta_hw.ipm.hazard import HazardCheck
 from reneta_hw.ipm.list_reader import ListReader, list_job_layout
 from reneta_hw.ipm.sequencer import Sequencer, beat_layout, wb_layout
 from reneta_hw.isa import Proc, descriptor_layout, instruction_layout
-from reneta_hw.mem.fifo import SkidBuffer, StreamFIFO
+from reneta_hw.mem.fifo import PingPongBuffer, SkidBuffer, StreamFIFO
 from reneta_hw.mem.smem import SharedMemory, smem_host_signature
 from reneta_hw.ipm.dup_index import DuplicateIndexMonitor
 from reneta_hw.opm.delta_proc import DeltaProc
@@ -121,8 +121,12 @@ class RenetaCore(wiring.Component):
             raise ValueError(f"RenetaCore: operand_depth must be an integer >= 2, got "
                              f"{operand_depth!r}")
         self.operand_depth = operand_depth
+        # the list reader's ports stay unregistered (the sparse programs' fill waits on
+        # them, and its lane multiplexers are narrow); the operand and DELTA rows are
+        # registered before the DMX's and DELTA's wide multiplexers
         self._smem = SharedMemory(cfg, read_ports=5,
-                                  resp_depth=[8, 8, operand_depth, operand_depth, 8])
+                                  resp_depth=[8, 8, operand_depth, operand_depth, 8],
+                                  out_reg=[False, False, True, True, True])
         self.smem_memories = self._smem.smem_memories
         self.spm_memory = Memory(shape=unsigned(descriptor_layout(cfg).size),
                                  depth=cfg.spm_depth, init=[])
@@ -217,12 +221,10 @@ class RenetaCore(wiring.Component):
         wreq_q = fifo("wreq_q", wb.dreq.payload.shape(), 4, buffered=False)
         wdat_q = fifo("wdat_q", wb.ddata.payload.shape(), 4, buffered=False)
         # the block-RAM FIFOs' read data (4 ns clock-to-output on ECP5) lands in a register
-        # stage before any logic of their consumers sees it
-        m.submodules.cmd_reg = cmd_reg = SkidBuffer(beat_layout(cfg))
+        # stage before any logic of their consumers sees it (the DMX's command input is one)
         m.submodules.wb_reg = wb_reg = SkidBuffer(wb_layout(cfg))
         wiring.connect(m, seq.cmd, cmd_q.i)
-        wiring.connect(m, cmd_q.o, cmd_reg.i)
-        wiring.connect(m, cmd_reg.o, dmx.cmd)
+        wiring.connect(m, cmd_q.o, dmx.cmd)
         wiring.connect(m, seq.wb, wb_q.i)
         wiring.connect(m, wb_q.o, wb_reg.i)
         wiring.connect(m, wb_reg.o, wb.wb)
@@ -238,8 +240,9 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, seq.xreq, xreq_q.i)
         wiring.connect(m, xreq_q.o, smem.rreq[3])
         # DRAM rows go to the DELTA engine while it runs (it runs alone), else to the DMX
-        # (through a skid register: the DMX's take stays off the read master's buffer credits)
-        m.submodules.drow_reg = drow_reg = SkidBuffer(rd.data.payload.shape())
+        # (through a two-entry buffer: the DMX's take stays off the read master's buffer
+        # credits and off the rows' clock enables)
+        m.submodules.drow_reg = drow_reg = PingPongBuffer(rd.data.payload.shape())
         wiring.connect(m, rd.data, drow_reg.i)
         drow = drow_reg.o
         m.d.comb += [dmx.drow.valid.eq(drow.valid & ~dp.busy), dmx.drow.payload.eq(drow.payload),
@@ -341,8 +344,10 @@ class RenetaCore(wiring.Component):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.RANGE)]
             with m.Elif(dup.error):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.DUPLICATE)]
+        # registered: each bit counts the cycle before (off the paths into the controller's
+        # 64-bit counters)
         ev = self.events
-        m.d.comb += [
+        m.d.sync += [
             ev.busy.eq(~idle),
             ev.mac_beat.eq(pe.i.valid & pe.i.ready & ~pe.i.payload.zero),
             ev.stall_dram.eq(dmx.stall_dram),

@@ -9,7 +9,7 @@ from amaranth.lib import data
 from hypothesis import given, settings, strategies as st
 
 from platforms.synth import synth_ecp5
-from reneta_hw.mem import PipelineRegister, SkidBuffer, StreamFIFO
+from reneta_hw.mem import PingPongBuffer, PipelineRegister, SkidBuffer, StreamFIFO
 from sim.streams import collect, feed, simulate
 
 
@@ -67,7 +67,7 @@ def blocks(shape, depth):
 # --- order, loss, duplication, level under random stalls --------------------------------------
 
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from(["fifo", "fifo_unbuffered", "pipe", "skid"]),
+@given(kind=st.sampled_from(["fifo", "fifo_unbuffered", "pipe", "skid", "pingpong"]),
        depth=st.integers(1, 9), width=st.integers(1, 20),
        in_stall=st.sampled_from([0.0, 0.2, 0.5, 0.8]),
        out_stall=st.sampled_from([0.0, 0.2, 0.5, 0.8]),
@@ -76,7 +76,8 @@ def test_random_stalls_keep_order(kind, depth, width, in_stall, out_stall, n, se
     dut = {"fifo": lambda: StreamFIFO(width, depth),
            "fifo_unbuffered": lambda: StreamFIFO(width, depth, buffered=False),
            "pipe": lambda: PipelineRegister(width),
-           "skid": lambda: SkidBuffer(width)}[kind]()
+           "skid": lambda: SkidBuffer(width),
+           "pingpong": lambda: PingPongBuffer(width)}[kind]()
     rng = random.Random(seed)
     items = [rng.getrandbits(width) for _ in range(n)]
     got, t_in, t_out = run_stream(dut, items, in_stall, out_stall, seed, depth)
@@ -102,7 +103,7 @@ def test_struct_layout_payload():
     items = [{"idx": rng.randrange(256), "val": rng.randrange(-2048, 2048),
               "last": rng.randrange(2)} for _ in range(40)]
     for dut in [StreamFIFO(lay, 4), StreamFIFO(lay, 3, buffered=False),
-                PipelineRegister(lay), SkidBuffer(lay)]:
+                PipelineRegister(lay), SkidBuffer(lay), PingPongBuffer(lay)]:
         got, _, _ = run_stream(dut, items, 0.3, 0.3, 5, getattr(dut, "depth", None))
         assert [{"idx": g.idx, "val": g.val, "last": g.last} for g in got] == items
         assert isinstance(dut.o.payload, data.View)
@@ -125,6 +126,7 @@ def test_array_layout_payload_wide():
     (lambda: StreamFIFO(16, 16, buffered=False), 1),
     (lambda: PipelineRegister(16), 1),
     (lambda: SkidBuffer(16), 1),
+    (lambda: PingPongBuffer(16), 1),
 ])
 def test_one_item_per_cycle_without_stalls(make, latency):
     n = 40
@@ -155,6 +157,7 @@ def test_shallow_fifos_half_rate(make):
     (lambda: StreamFIFO(8, 4), True),
     (lambda: StreamFIFO(8, 4, buffered=False), True),
     (lambda: SkidBuffer(8), True),
+    (lambda: PingPongBuffer(8), True),
     (lambda: PipelineRegister(8), False),
 ])
 def test_ready_path(make, cut):
@@ -187,6 +190,7 @@ def test_ready_path(make, cut):
     (lambda: StreamFIFO(0, 2), r"StreamFIFO\.shape: "),
     (lambda: StreamFIFO(8, 2, buffered=1), r"StreamFIFO\.buffered: "),
     (lambda: SkidBuffer(0), r"SkidBuffer\.shape: "),
+    (lambda: PingPongBuffer(0), r"PingPongBuffer\.shape: "),
     (lambda: PipelineRegister(None), r"PipelineRegister\.shape: "),
 ])
 def test_bad_parameters(make, msg):
@@ -204,6 +208,7 @@ def test_ports():
     lambda: StreamFIFO(data.StructLayout({"a": 3, "b": 5}), 8),
     lambda: StreamFIFO(16, 4, buffered=False),
     lambda: SkidBuffer(16),
+    lambda: PingPongBuffer(16),
     lambda: PipelineRegister(16),
 ])
 def test_verilog_reproducible(make):

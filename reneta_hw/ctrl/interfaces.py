@@ -4,7 +4,8 @@ Why: the controller (`reneta_hw.ctrl`) and the core are written separately; the 
 between them (host access windows to SMEM and SPM, the per-cycle event bits the performance
 counters count) are named once here so both sides and the test stub agree.
 
-* `events_layout`: one bit per cause, valid every cycle: ``busy`` (an instruction is being
+* `events_layout`: one bit per cause, valid every cycle (the core registers them: a bit
+  stands for the cycle before): ``busy`` (an instruction is being
   executed), ``mac_beat`` (a row of ``num_pe`` multiply-accumulates happened), and the stall
   causes ``stall_dram``, ``stall_smem``, ``stall_hazard``, ``stall_out``.
 * `smem_host_signature` (host side = Out): ``addr`` (row), ``lane_mask`` (``num_pe`` bits,

@@ -10,20 +10,22 @@ row in slot ``x_slot``, ``x_rd`` takes slot ``x_slot`` instead of popping) and o
 
 Ports: ``cmd`` (In, `beat_layout`), ``drow`` (In, AXI read-master rows: ``data``, ``last``),
 ``srow`` / ``xrow`` (In, SMEM rows), ``o`` (Out, `pe_in_layout`), and per-cycle stall flags
-``stall_dram`` / ``stall_smem`` (a command waits for its row). Latency 1 (registered
-output); one beat per cycle.
+``stall_dram`` / ``stall_smem`` (a command waits for its row). ``cmd`` enters through a
+skid register (``cmd.ready`` is a flip-flop); latency 2 from a command to its beat on ``o``
+(registered), one beat per cycle.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from reneta_hw.bus.axi_read import row_layout
 from reneta_hw.ccm.pe_array import pe_in_layout
 from reneta_hw.config import AcceleratorConfig
+from reneta_hw.mem.fifo import SkidBuffer
 
 from .sequencer import WSrc, beat_layout, x_cache_rows
 
@@ -50,18 +52,31 @@ class DMX(wiring.Component):
         m = Module()
         cfg = self.cfg
         Np, W, R = cfg.num_pe, cfg.word_bits, cfg.row_bits
-        c = self.cmd.payload
+        # the command enters through a skid register that also holds which rows it needs
+        # (decoded before the register): the take decision is an AND of flip-flops
+        cmd_layout = data.StructLayout({"beat": beat_layout(cfg), "need_d": 1, "need_s": 1,
+                                        "need_x": 1})
+        m.submodules.cmd_reg = cmd_reg = SkidBuffer(cmd_layout)
+        ci = self.cmd.payload
+        new_in = ci.w_src == WSrc.NEW
+        m.d.comb += [
+            cmd_reg.i.valid.eq(self.cmd.valid), self.cmd.ready.eq(cmd_reg.i.ready),
+            cmd_reg.i.payload.beat.eq(ci), cmd_reg.i.payload.need_d.eq(new_in & ~ci.w_smem),
+            cmd_reg.i.payload.need_s.eq(new_in & ci.w_smem),
+            cmd_reg.i.payload.need_x.eq(ci.x_row),
+        ]
+        c = cmd_reg.o.payload.beat
         new = c.w_src == WSrc.NEW
-        need_d = self.cmd.valid & new & ~c.w_smem
-        need_s = self.cmd.valid & new & c.w_smem
-        need_x = self.cmd.valid & c.x_row
-        have = (self.cmd.valid & (~need_d | self.drow.valid) & (~need_s | self.srow.valid)
+        need_d = cmd_reg.o.valid & cmd_reg.o.payload.need_d
+        need_s = cmd_reg.o.valid & cmd_reg.o.payload.need_s
+        need_x = cmd_reg.o.valid & cmd_reg.o.payload.need_x
+        have = (cmd_reg.o.valid & (~need_d | self.drow.valid) & (~need_s | self.srow.valid)
                 & (~need_x | self.xrow.valid))
         load = Signal()
         m.d.comb += load.eq(~self.o.valid | self.o.ready)
         take = have & load
         m.d.comb += [
-            self.cmd.ready.eq(take),
+            cmd_reg.o.ready.eq(take),
             self.drow.ready.eq(take & need_d),
             self.srow.ready.eq(take & need_s),
             self.xrow.ready.eq(take & need_x),

@@ -220,28 +220,35 @@ class Sequencer(wiring.Component):
                                               init=[])
         lt_w = last_t.write_port()
         # a synchronous read (a block RAM): the beat's column is looked up the cycle after the
-        # beat (``lt_pend``), compared the cycle after that (``lt_hit``: its final touch) and
-        # pushed then, so neither the read multiplexer nor the block RAM's slow
-        # clock-to-output lies on the element-to-FIFO path
+        # beat (``lt_pend``), its read data lands in a register (``lt_q``; the block RAM's
+        # clock-to-output is slow), is compared the cycle after that (``lt_hit``: its final
+        # touch) and pushed then: neither the read multiplexer nor the block RAM lies on
+        # the element-to-FIFO path
         lt_r = last_t.read_port()
         lt_pend = Signal()         # the last cycle's beat may end its column (last block)
         lt_pend_t = Signal(cfg.cnt_bits)
         lt_pend_col = Signal(cfg.n_bits)
+        lt_q_pend = Signal()       # ``lt_pend`` one cycle later, with the read data in ``lt_q``
+        lt_q = Signal(cfg.cnt_bits)
+        lt_q_t = Signal(cfg.cnt_bits)
+        lt_q_col = Signal(cfg.n_bits)
         lt_hit = Signal()          # push ``lt_hit_col`` into ``ef``
         lt_hit_col = Signal(cfg.n_bits)
-        m.d.sync += [lt_hit.eq(lt_pend & (lt_r.data == lt_pend_t)), lt_hit_col.eq(lt_pend_col)]
+        m.d.sync += [lt_q_pend.eq(lt_pend), lt_q.eq(lt_r.data), lt_q_t.eq(lt_pend_t),
+                     lt_q_col.eq(lt_pend_col),
+                     lt_hit.eq(lt_q_pend & (lt_q == lt_q_t)), lt_hit_col.eq(lt_q_col)]
         EF = 16
         m.submodules.ef = ef = SyncFIFO(width=cfg.n_bits + 1, depth=EF)
         # the queue's fill decisions use the level of the cycle before (registered compares,
         # off the path into ``advance``): the level differs by at most one from it, and a
-        # beat's push lands two cycles late (``lt_hit``), so the thresholds keep a margin:
+        # beat's push lands three cycles late (``lt_hit``), so the thresholds keep a margin:
         # a pop needs three entries now (``ef_poppable``), pops are forced and the scan
         # stops well before the queue is full (the level stays below EF - 2)
         ef_poppable = Signal()     # level >= 3 now
         ef_high = Signal()         # force pops
         ef_room = Signal()         # the scan may push
-        m.d.sync += [ef_poppable.eq(ef.level >= 4), ef_high.eq(ef.level >= EF - 6),
-                     ef_room.eq(ef.level < EF - 7)]
+        m.d.sync += [ef_poppable.eq(ef.level >= 4), ef_high.eq(ef.level >= EF - 7),
+                     ef_room.eq(ef.level < EF - 8)]
         # "the queue holds a column" as a flip-flop (its level after this cycle's push and
         # pop), for the flush's decision; the queue's own flag is a compare of its level
         ef_avail = Signal()
@@ -300,7 +307,7 @@ class Sequencer(wiring.Component):
         # (registered: a cycle in the drain phase runs no compute beat, so nothing can be
         # pending after it)
         retire_ok = Signal()
-        m.d.sync += retire_ok.eq(drain & scan_done & ~lt_pend & ~lt_hit)
+        m.d.sync += retire_ok.eq(drain & scan_done & ~lt_pend & ~lt_q_pend & ~lt_hit)
         with m.If(active):
             with m.Switch(proc):
                 # ---------------------------------------------------------------- MxV_SP

@@ -5,7 +5,7 @@ decouples its blocks with FIFOs that have **no overflow/underflow protection**
 (reference §3.2: pushing a full ``FIFO_STD`` silently corrupts it). Here a FIFO is only
 reachable through a stream interface whose ``ready``/``valid`` are the FIFO's own
 ``w_rdy``/``r_rdy``, so overflow and underflow cannot be expressed at all.
-`PipelineRegister` and `SkidBuffer` are one-deep/two-deep stages that cut long
+`PipelineRegister`, `SkidBuffer` and `PingPongBuffer` are one-deep/two-deep stages that cut long
 combinational paths between blocks without losing throughput.
 
 Summary (a "transfer" is a cycle with ``valid & ready`` high; latency = cycles from the
@@ -18,6 +18,7 @@ StreamFIFO buffered    2       valid, data, ready      ``SyncFIFOBuffered`` (blo
 StreamFIFO unbuffered  1       valid, data, ready      ``SyncFIFO`` (async-read RAM: LUT RAM)
 PipelineRegister       1       valid, data             1 register; ``i.ready`` is combinational
 SkidBuffer             1       valid, data, ready      2 registers (output + skid)
+PingPongBuffer         1       valid, data, ready      2 registers, 2:1 mux on the output
 ====================== ======= ======================= =========================================
 
 All of them move one item per cycle when neither side stalls (FIFOs from depth 3 buffered,
@@ -27,14 +28,14 @@ combinational path crosses it (e.g. from ``o.ready`` to ``i.ready``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape, Signal
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .bram import _Validated
 
-__all__ = ["StreamFIFO", "PipelineRegister", "SkidBuffer"]
+__all__ = ["StreamFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer"]
 
 
 def _check_shape(owner: str, shape):
@@ -183,6 +184,10 @@ class SkidBuffer(wiring.Component):
 
         m.d.comb += self.i.ready.eq(~skid_valid)
         load_out = ~self.o.valid | self.o.ready     # the output register may take a new item
+        # the skid register follows the input while it is empty, so its clock enables hang
+        # on ``skid_valid`` (a flip-flop), not on the consumer's ready
+        with m.If(~skid_valid):
+            m.d.sync += skid_data.eq(in_data)
         with m.If(load_out):
             with m.If(skid_valid):
                 # drain the skid register first (order kept); input is stalled meanwhile
@@ -190,6 +195,68 @@ class SkidBuffer(wiring.Component):
             with m.Else():
                 m.d.sync += [out_data.eq(in_data), self.o.valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & self.i.ready):
-            # output is full and stalled: park the incoming item
-            m.d.sync += [skid_data.eq(in_data), skid_valid.eq(1)]
+            # output is full and stalled: the incoming item stays parked
+            m.d.sync += skid_valid.eq(1)
+        return m
+
+
+class PingPongBuffer(wiring.Component):
+    """A two-entry stream buffer whose wide registers never wait for the consumer.
+
+    Why: in a `SkidBuffer` the output register must hold while the consumer stalls, so the
+    consumer's ``ready`` drives the clock enable of every payload bit; for a wide row taken
+    by a join (the DMX pairs four streams) that is a net of hundreds of loads at the end of
+    the join's logic. Here the two entries are written alternately, each while it is empty
+    (its clock enable is its own flip-flop), and ``o.payload`` is a 2:1 multiplexer of them
+    chosen by a read pointer: ``o.ready`` reaches three flip-flops (the pointer and the two
+    full flags), never the payload.
+
+    Timing: latency 1, one item per cycle; ``i.ready`` (the write entry is empty) and
+    ``o.valid`` (the read entry is full) are flip-flops. Costs ``2 * width + 4`` flip-flops
+    and a ``width``-bit 2:1 multiplexer on the output.
+    """
+
+    def __init__(self, shape):
+        with _Validated(self):
+            self.width = _check_shape(type(self).__name__, shape)
+        self.shape = shape
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        entry = [Signal(self.width, name=f"entry{k}") for k in range(2)]
+        full = [Signal(name=f"full{k}") for k in range(2)]
+        wp = Signal()      # the entry the next item goes to
+        rp = Signal()      # the entry ``o`` shows
+        in_data = _bits(self.i.payload)
+        # ``i.ready`` / ``o.valid`` as flip-flops: copies of full[wp] / full[rp] kept in step
+        in_ready = Signal(init=1)
+        out_valid = Signal()
+        m.d.comb += [self.i.ready.eq(in_ready), self.o.valid.eq(out_valid),
+                     _bits(self.o.payload).eq(Mux(rp, entry[1], entry[0]))]
+        push = self.i.valid & in_ready
+        pop = out_valid & self.o.ready
+        for k in range(2):
+            with m.If(~full[k]):
+                m.d.sync += entry[k].eq(in_data)
+            with m.If(push & (wp == k)):
+                m.d.sync += full[k].eq(1)
+            with m.Elif(pop & (rp == k)):
+                m.d.sync += full[k].eq(0)
+        with m.If(push):
+            m.d.sync += wp.eq(~wp)
+        with m.If(pop):
+            m.d.sync += rp.eq(~rp)
+        # the flags after this edge, from the full bits after it
+        full_next = [Signal(name=f"full{k}_next") for k in range(2)]
+        for k in range(2):
+            m.d.comb += full_next[k].eq(Mux(push & (wp == k), 1,
+                                            Mux(pop & (rp == k), 0, full[k])))
+        wp_next = wp ^ push
+        rp_next = rp ^ pop
+        m.d.sync += [in_ready.eq(~Mux(wp_next, full_next[1], full_next[0])),
+                     out_valid.eq(Mux(rp_next, full_next[1], full_next[0]))]
         return m

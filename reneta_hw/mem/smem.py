@@ -20,6 +20,10 @@ Ports
 read per cycle in total, lower port index first (the host first of all). Latency without
 contention: the row is offered on ``rresp`` 5 cycles after the request handshake (the
 registers in front of and behind the block RAMs: see the comment in ``elaborate``).
+With ``out_reg`` (one flag, or one per port) a `PingPongBuffer` behind the port's FIFO
+registers ``rresp`` (valid, payload and ready) for one more cycle of latency: the FIFO's
+read data comes out of a block RAM, too slow (4 ns on ECP5) to feed a consumer's wide
+multiplexers at full speed.
 ``wreq`` (In stream: ``addr``, ``mask`` (one bit per lane), ``data``): one write per cycle;
 it reaches the block RAM one edge after its handshake (``write_pending`` meanwhile: an idle
 flag of the core must wait for it; host writes do not raise it).
@@ -39,6 +43,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from reneta_hw.config import AcceleratorConfig
+from reneta_hw.mem.fifo import PingPongBuffer
 
 __all__ = ["SharedMemory", "smem_host_signature", "smem_write_layout"]
 
@@ -62,9 +67,11 @@ def smem_write_layout(cfg: AcceleratorConfig) -> data.StructLayout:
 
 
 class SharedMemory(wiring.Component):
-    """``SharedMemory(cfg, read_ports=3, resp_depth=8)``; see the module docstring."""
+    """``SharedMemory(cfg, read_ports=3, resp_depth=8, out_reg=False)``; see the module
+    docstring."""
 
-    def __init__(self, cfg: AcceleratorConfig, read_ports: int = 3, resp_depth: int = 8):
+    def __init__(self, cfg: AcceleratorConfig, read_ports: int = 3, resp_depth: int = 8,
+                 out_reg: bool | list[bool] = False):
         if not isinstance(cfg, AcceleratorConfig):
             raise TypeError(f"SharedMemory: cfg must be an AcceleratorConfig, got {cfg!r}")
         if not isinstance(read_ports, int) or read_ports < 1:
@@ -77,6 +84,13 @@ class SharedMemory(wiring.Component):
                 not isinstance(d, int) or d < 2 for d in resp_depth):
             raise ValueError(f"SharedMemory: resp_depth must be an integer >= 2 or one per "
                              f"read port, got {resp_depth!r}")
+        if isinstance(out_reg, bool):
+            out_reg = [out_reg] * read_ports
+        out_reg = list(out_reg)
+        if len(out_reg) != read_ports or any(not isinstance(r, bool) for r in out_reg):
+            raise ValueError(f"SharedMemory: out_reg must be a bool or one per read port, "
+                             f"got {out_reg!r}")
+        self.out_reg = out_reg
         self.cfg = cfg
         self.read_ports = read_ports
         self.resp_depth = resp_depth
@@ -117,11 +131,17 @@ class SharedMemory(wiring.Component):
             fifos.append(fifo)
             cnt = Signal(range(self.resp_depth[i] + 1), name=f"credit{i}")
             grant = Signal(name=f"grant{i}")
-            pop = fifo.r_rdy & self.rresp[i].ready
+            if self.out_reg[i]:
+                reg = m.submodules[f"resp{i}_reg"] = PingPongBuffer(unsigned(cfg.row_bits))
+                wiring.connect(m, reg.o, wiring.flipped(self.rresp[i]))
+                out = reg.i
+            else:
+                out = self.rresp[i]
+            pop = fifo.r_rdy & out.ready
             m.d.comb += [
-                self.rresp[i].valid.eq(fifo.r_rdy),
-                self.rresp[i].payload.eq(fifo.r_data),
-                fifo.r_en.eq(self.rresp[i].ready),
+                out.valid.eq(fifo.r_rdy),
+                out.payload.eq(fifo.r_data),
+                fifo.r_en.eq(out.ready),
                 self.rreq[i].ready.eq(grant),
             ]
             m.d.sync += cnt.eq(cnt + grant - pop)
