@@ -110,6 +110,21 @@ def test_random_requests_under_stalls(case):
     assert all(e[4] == 1 for e in mem.log if e[1] == "ar")
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=read_case(), rows=st.lists(st.integers(0, 1), min_size=1, max_size=12))
+def test_single_beat_requests_under_stalls(case, rows):
+    """max_rows = 1 and rows no wider than a beat: the skid register replaces the splitter."""
+    dw = case["dw"]
+    rb = min(case["rb"], dw // 8)
+    reqs = [((a // rb) * rb, n) for (a, _), n in zip(case["reqs"] * len(rows), rows)]
+    dut = AxiReadMaster(dw, 16, 2, row_bytes=rb, max_burst=case["max_burst"],
+                        max_outstanding=case["outstanding"], max_rows=1, axi_id=1)
+    assert dut.geom.max_beats == 1
+    mem = run_reads(dut, reqs, req_stall=case["req_stall"], out_stall=case["out_stall"],
+                    seed=case["seed"], read_latency=case["latency"], stall=case["mem_stall"])
+    check_bursts(mem.log, dut)
+
+
 @pytest.mark.parametrize("dw, rb", GEOMETRIES)
 def test_each_geometry_crossing_pages(dw, rb):
     align = align_of(dw, rb)
@@ -179,6 +194,17 @@ def test_single_row_requests_one_per_cycle():
                         buffer_beats=16)
     cycles, _ = out_cycles(dut, reqs, 40, read_latency=6)
     assert np.all(np.diff(cycles) == 1)
+
+
+def test_single_beat_requests_one_per_cycle_and_a_cycle_sooner():
+    """The core's pattern (max_rows = 1, a row within a beat): ARVALID in the cycle after
+    the request handshake, one row per cycle."""
+    rng = random.Random(5)
+    reqs = [(rng.randrange(0, MEM_SIZE // 8) * 8, 1) for _ in range(40)]
+    dut = AxiReadMaster(64, 32, 1, max_burst=1, max_outstanding=12, max_rows=1)
+    cycles, _ = out_cycles(dut, reqs, 40, read_latency=6)
+    assert np.all(np.diff(cycles) == 1)
+    assert cycles[0] == 1 + 6 + 2
 
 
 def test_multi_beat_rows_at_bus_rate_and_split_rows_one_per_cycle():

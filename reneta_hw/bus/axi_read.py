@@ -37,7 +37,8 @@ Space for every beat of a burst is reserved in the data FIFO before its AR is is
 ``RREADY`` is always high: the master never stalls the interconnect, whatever the consumer
 does. All bursts use one ID (``axi_id``), so AXI returns them in order.
 
-Latency (nothing stalls): ARVALID rises 2 cycles after the request handshake; a row is on
+Latency (nothing stalls): ARVALID rises 2 cycles after the request handshake (1 when every
+request is a single beat: a skid register then replaces the burst splitter); a row is on
 ``data`` 2 cycles after its (last) R beat. Throughput: one beat per cycle sustained, bursts
 back to back, as long as ``max_outstanding * max_burst`` and ``buffer_beats`` cover the
 memory's latency (for single-row requests: ``max_outstanding`` >= latency + about 4).
@@ -55,6 +56,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
+
+from reneta_hw.mem.fifo import SkidBuffer
 
 from .axi import (BOUNDARY, CACHE_NORMAL_BUFFERABLE, MAX_BURST_BEATS, Axi4Signature, Burst,
                   check_widths, size_code)
@@ -164,6 +167,11 @@ class BurstSplitter(wiring.Component):
     cut; does not include a burst waiting on ``o``).
     """
 
+    @staticmethod
+    def burst_layout(beat_addr_bits: int) -> data.StructLayout:
+        """Payload of ``o``: a burst's beat address and AXI ``AxLEN``."""
+        return data.StructLayout({"addr": unsigned(beat_addr_bits), "len": unsigned(8)})
+
     def __init__(self, beat_addr_bits: int, beats_bits: int, beat_bytes: int, max_burst: int):
         _need_int("beat_addr_bits", beat_addr_bits, 1)
         _need_int("beats_bits", beats_bits, 1)
@@ -182,8 +190,7 @@ class BurstSplitter(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "addr": unsigned(beat_addr_bits), "beats": unsigned(beats_bits)}))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "addr": unsigned(beat_addr_bits), "len": unsigned(8)}))),
+            "o": Out(stream.Signature(self.burst_layout(beat_addr_bits))),
             "busy": Out(1),
         })
 
@@ -303,17 +310,25 @@ class AxiReadMaster(wiring.Component):
         ar, r = self.axi.ar, self.axi.r
 
         # --- front: request -> transfer (beats) + info for the output side ---------------
-        m.submodules.split = split = BurstSplitter(g.beat_addr_bits, g.beats_bits,
-                                                   g.beat_bytes, self.max_burst)
+        beat_addr, beats, lane0 = g.front(m, self.req.payload)
+        if g.max_beats == 1:
+            # every request is one single-beat burst: a skid register stands in for the
+            # splitter (a cycle faster, and the AR gate's ready stops at its flip-flops
+            # instead of running through the splitter to the request port)
+            m.submodules.split = split = SkidBuffer(BurstSplitter.burst_layout(g.beat_addr_bits))
+            splitting = ~split.i.ready
+        else:
+            m.submodules.split = split = BurstSplitter(g.beat_addr_bits, g.beats_bits,
+                                                       g.beat_bytes, self.max_burst)
+            splitting = split.busy
+            m.d.comb += split.i.payload.beats.eq(beats)
         info_layout = data.StructLayout({"rows": unsigned(_bits_for(self.max_rows)),
                                          "lane0": unsigned(g.lane_bits)})
         m.submodules.info = info = SyncFIFOBuffered(width=info_layout.size,
                                                     depth=self.max_outstanding + INFO_SLACK)
-        beat_addr, beats, lane0 = g.front(m, self.req.payload)
         empty_req = self.req.payload.rows == 0
         m.d.comb += [
             split.i.payload.addr.eq(beat_addr),
-            split.i.payload.beats.eq(beats),
             split.i.valid.eq(self.req.valid & ~empty_req & info.w_rdy),
             info.w_data.eq(Cat(self.req.payload.rows, lane0)),
             info.w_en.eq(self.req.valid & ~empty_req & split.i.ready),
@@ -430,6 +445,6 @@ class AxiReadMaster(wiring.Component):
         with m.Elif(beat_read):
             m.d.sync += free.eq(free + 1)
 
-        m.d.comb += self.idle.eq(~split.busy & ~split.o.valid
+        m.d.comb += self.idle.eq(~splitting & ~split.o.valid
                                  & (free == self.buffer_beats) & ~info.r_rdy & ~assembling)
         return m

@@ -70,13 +70,13 @@ Structure (positions = pipeline advances after the beat is accepted; ``Lm``, ``L
   saturated or rounded once; IEEE addition including signed zeros), so the words are
   the ones of the documented left-to-right order.
 * result: the lane (or reduction) adder output -> to_word -> a word register (which
-  takes the drained words on a drain beat) -> `ActivationCore` -> an output register
-  with a one-entry skid buffer. A CHAIN result goes through lane 0's to_word and
+  takes the drained words on a drain beat) -> `ActivationCore` -> a two-entry output
+  buffer (`PingPongBuffer`). A CHAIN result goes through lane 0's to_word and
   activation.
 
 Stall-everything: every register, unit and memory port advances together on ``en``,
-which is the inverted "skid buffer full" flag, itself a register: the consumer's
-``o.ready`` does not reach the (high-fanout) enables combinationally.
+which is the output buffer's "write entry empty" flag, itself a register: the consumer's
+``o.ready`` reaches neither the (high-fanout) enables nor the output words' enables.
 
 Hazards (read-after-write on a partial sum): a beat that accumulates (``first = 0``) onto
 an address written by one of the ``La - 1`` beats accepted just before it waits (bubbles
@@ -105,6 +105,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from reneta_hw.config import AcceleratorConfig
+from reneta_hw.mem.fifo import PingPongBuffer
 from reneta_hw.numeric.bfloat16 import BFloat16
 from reneta_hw.numeric.format import NumberFormat
 from reneta_hw.numeric.units import make_adder, make_multiplier, make_to_word
@@ -331,7 +332,7 @@ class PEArray(wiring.Component):
         chain = Signal()
         m.d.comb += chain.eq(cmode == PEMode.CHAIN)
         # a beat of the other mode is accepted `latency` advances after the last beat of
-        # the current mode: that beat's result is then in the output register
+        # the current mode: that beat's result is then in the output buffer
         drain_par = self.latency_parallel - 1
         drain_chain = self.latency_chain - 1
         timer = Signal(range(max(drain_par, drain_chain) + 1))
@@ -525,7 +526,7 @@ class PEArray(wiring.Component):
             rwp.en.eq(en & meta[Rc].valid & meta[Rc].chain),
         ]
 
-        # --- result path: to_word -> activation -> output register + skid buffer -----------
+        # --- result path: to_word -> activation -> two-entry output buffer -----------------
         res_layout = data.StructLayout({"valid": 1, "chain": 1, "addr": ab,
                                         "func": FUNC_BITS})
         res0 = Signal(res_layout, name="res0")
@@ -590,21 +591,13 @@ class PEArray(wiring.Component):
         m.d.comb += [final.mode.eq(Mux(res_e.chain, PEMode.CHAIN, PEMode.PARALLEL)),
                      final.addr.eq(res_e.addr)]
 
-        out_v = Signal()
-        out_p = Signal.like(final, name="out_p")
-        sk_v = Signal()
-        sk_p = Signal.like(final, name="skid_p")
+        # output: a two-entry buffer; its "write entry empty" flag (a flip-flop) is the
+        # pipeline's advance, and the consumer's ready reaches only its pointer and flags
+        m.submodules.out_buf = out_buf = PingPongBuffer(final.shape())
         m.d.comb += [
-            en.eq(~sk_v),
-            self.o.valid.eq(out_v),
-            self.o.payload.eq(out_p),
+            en.eq(out_buf.i.ready),
+            out_buf.i.valid.eq(res_e.valid),
+            out_buf.i.payload.eq(final),
         ]
-        push = en & res_e.valid
-        with m.If(~out_v | self.o.ready):
-            with m.If(sk_v):
-                m.d.sync += [out_p.eq(sk_p), sk_v.eq(0)]
-            with m.Else():
-                m.d.sync += [out_v.eq(push), out_p.eq(final)]
-        with m.Elif(push):
-            m.d.sync += [sk_v.eq(1), sk_p.eq(final)]
+        wiring.connect(m, out_buf.o, wiring.flipped(self.o))
         return m

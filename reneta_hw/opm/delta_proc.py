@@ -92,7 +92,9 @@ class DeltaProc(wiring.Component):
         # --- instruction intake and the list position of timestep t - 1 ----------------------
         idle, head, head_data, run = range(4)
         state = Signal(2)
-        m.d.comb += [self.instr.ready.eq(state == idle), self.busy.eq(state != idle)]
+        # ``busy`` is its own flip-flop (= state != idle): the core's writer and row
+        # multiplexers hang on it, a wide fan-out that should start at a register
+        m.d.comb += self.instr.ready.eq(state == idle)
         m.d.sync += [self.done.eq(0)]
         err_head = Signal()
         ins = self.instr.payload
@@ -109,7 +111,7 @@ class DeltaProc(wiring.Component):
                                  req_b.eq(0), req_row.eq(ins.t), req_tbase.eq(ins.t),
                                  desc_k.eq(0),
                                  blocks_m1.eq((ins.n1 - 1) >> lg),
-                                 state.eq(Mux(ins.t == 0, run, head))]
+                                 state.eq(Mux(ins.t == 0, run, head)), self.busy.eq(1)]
             with m.Case(head):
                 m.d.comb += [self.spm_re.eq(1),
                              self.spm_raddr.eq(cur.spm_addr + cur.t - 1)]
@@ -193,5 +195,5 @@ class DeltaProc(wiring.Component):
         with m.If(enc.o_desc.valid):
             m.d.sync += desc_k.eq(desc_k + 1)
             with m.If(desc_k == steps_m1):
-                m.d.sync += [state.eq(idle), self.done.eq(1)]
+                m.d.sync += [state.eq(idle), self.busy.eq(0), self.done.eq(1)]
         return m
