@@ -120,7 +120,20 @@ class StreamFIFO(wiring.Component):
         return m
 
 
-class PipelineRegister(wiring.Component):
+class _StreamStage(wiring.Component):
+    """A one-in, one-out stream stage of a fixed payload shape (the register stages below)."""
+
+    def __init__(self, shape):
+        with _Validated(self):
+            self.width = _check_shape(type(self).__name__, shape)
+        self.shape = shape
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+        })
+
+
+class PipelineRegister(_StreamStage):
     """One register stage on a stream: registered ``o.valid``/``o.payload``, full throughput.
 
     Why: the cheapest way to cut a long forward (valid/data) path between two blocks; it
@@ -131,15 +144,6 @@ class PipelineRegister(wiring.Component):
     Timing: an item accepted on ``i`` at edge k is offered on ``o`` from just after edge k
     (latency 1); a new item can be accepted at the same edge the held one leaves.
     """
-
-    def __init__(self, shape):
-        with _Validated(self):
-            self.width = _check_shape(type(self).__name__, shape)
-        self.shape = shape
-        super().__init__({
-            "i": In(stream.Signature(shape)),
-            "o": Out(stream.Signature(shape)),
-        })
 
     def elaborate(self, platform):
         m = Module()
@@ -152,7 +156,7 @@ class PipelineRegister(wiring.Component):
         return m
 
 
-class SkidBuffer(wiring.Component):
+class SkidBuffer(_StreamStage):
     """A fully registered stream stage: cuts valid, data **and** ready; full throughput.
 
     Why: a long ``ready`` chain (e.g. a broadcast to many consumers, or a far-away block)
@@ -165,15 +169,6 @@ class SkidBuffer(wiring.Component):
     output register is free). ``i.ready`` is high exactly when the skid register is empty.
     Costs ``2 * width + 2`` flip-flops and a ``width``-bit 2:1 mux.
     """
-
-    def __init__(self, shape):
-        with _Validated(self):
-            self.width = _check_shape(type(self).__name__, shape)
-        self.shape = shape
-        super().__init__({
-            "i": In(stream.Signature(shape)),
-            "o": Out(stream.Signature(shape)),
-        })
 
     def elaborate(self, platform):
         m = Module()
@@ -200,7 +195,7 @@ class SkidBuffer(wiring.Component):
         return m
 
 
-class PingPongBuffer(wiring.Component):
+class PingPongBuffer(_StreamStage):
     """A two-entry stream buffer whose wide registers never wait for the consumer.
 
     Why: in a `SkidBuffer` the output register must hold while the consumer stalls, so the
@@ -215,15 +210,6 @@ class PingPongBuffer(wiring.Component):
     ``o.valid`` (the read entry is full) are flip-flops. Costs ``2 * width + 4`` flip-flops
     and a ``width``-bit 2:1 multiplexer on the output.
     """
-
-    def __init__(self, shape):
-        with _Validated(self):
-            self.width = _check_shape(type(self).__name__, shape)
-        self.shape = shape
-        super().__init__({
-            "i": In(stream.Signature(shape)),
-            "o": Out(stream.Signature(shape)),
-        })
 
     def elaborate(self, platform):
         m = Module()
