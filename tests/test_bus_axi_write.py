@@ -127,6 +127,23 @@ def test_random_writes_under_stalls(case):
     assert all(e[4] == 2 for e in mem.log if e[1] in ("aw", "b"))
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=write_case(), rows=st.lists(st.integers(0, 1), min_size=1, max_size=12))
+def test_single_beat_writes_under_stalls(case, rows):
+    """max_rows = 1 and rows no wider than a beat: the skid register replaces the splitter."""
+    dw = case["dw"]
+    rb = min(case["rb"], dw // 8)
+    gran = case["gran"] if case["gran"] and case["gran"] <= rb * 8 else None
+    reqs = [((a // rb) * rb, n) for (a, _), n in zip(case["reqs"] * len(rows), rows)]
+    dut = AxiWriteMaster(dw, 16, 2, row_bytes=rb, max_burst=case["max_burst"],
+                         max_outstanding=case["outstanding"], max_rows=1,
+                         strobe_granularity=gran, axi_id=2)
+    assert dut.geom.max_beats == 1
+    mem = run_writes(dut, reqs, req_stall=case["req_stall"], data_stall=case["data_stall"],
+                     seed=case["seed"], write_latency=case["latency"], stall=case["mem_stall"])
+    check_bursts(mem.log, dut)
+
+
 @pytest.mark.parametrize("dw, rb", GEOMETRIES)
 @pytest.mark.parametrize("gran", [None, 8])
 def test_each_geometry_crossing_pages(dw, rb, gran):
@@ -198,6 +215,16 @@ def test_back_to_back_and_single_row_requests_have_no_bubbles():
     dut = AxiWriteMaster(64, 32, 1, max_burst=16, max_outstanding=8, max_rows=16)
     seen, _ = handshake_cycles(dut, reqs, 30, write_latency=3)
     assert np.all(np.diff(seen["w"]) == 1)
+
+
+def test_single_beat_requests_one_per_cycle():
+    """The core's pattern (max_rows = 1, a row within a beat): one W beat per cycle."""
+    rng = random.Random(6)
+    reqs = [(rng.randrange(0, MEM_SIZE // 8) * 8, 1) for _ in range(30)]
+    dut = AxiWriteMaster(64, 32, 1, max_burst=1, max_outstanding=8, max_rows=1)
+    seen, _ = handshake_cycles(dut, reqs, 30, write_latency=3)
+    assert np.all(np.diff(seen["w"]) == 1)
+    assert seen["w"][0] - seen["data"][0] == 1
 
 
 def test_multi_beat_rows_and_packed_rows_rates():

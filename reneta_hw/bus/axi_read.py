@@ -66,7 +66,7 @@ from .axi import (BOUNDARY, CACHE_NORMAL_BUFFERABLE, MAX_BURST_BEATS, Axi4Signat
 #: (splitter pipeline, AR register, data FIFO latency, output stage)
 INFO_SLACK = 6
 
-__all__ = ["BurstSplitter", "AxiReadMaster", "read_request_layout", "row_layout",
+__all__ = ["BurstSplitter", "burst_stage", "AxiReadMaster", "read_request_layout", "row_layout",
            "check_row_ratio"]
 
 
@@ -240,6 +240,26 @@ class BurstSplitter(wiring.Component):
         return m
 
 
+def burst_stage(m, g: _Geometry, max_burst: int, beat_addr, beats):
+    """The masters' request -> bursts stage, added to ``m`` as ``split``; returns it and its
+    "still cutting a transfer" flag.
+
+    A `BurstSplitter`; or, when every request is a single beat (``g.max_beats == 1``, e.g.
+    one row per request), a `SkidBuffer` in its place: a cycle faster, and the AW/AR gate's
+    ready (outstanding count, buffer space, xREADY) stops at its flip-flops instead of running
+    through the splitter into the request port and whatever feeds it."""
+    if g.max_beats == 1:
+        m.submodules.split = split = SkidBuffer(BurstSplitter.burst_layout(g.beat_addr_bits))
+        splitting = ~split.i.ready
+    else:
+        m.submodules.split = split = BurstSplitter(g.beat_addr_bits, g.beats_bits,
+                                                   g.beat_bytes, max_burst)
+        splitting = split.busy
+        m.d.comb += split.i.payload.beats.eq(beats)
+    m.d.comb += split.i.payload.addr.eq(beat_addr)
+    return split, splitting
+
+
 class AxiReadMaster(wiring.Component):
     """AXI4 read master returning DRAM rows as a stream (see the module docstring).
 
@@ -311,24 +331,13 @@ class AxiReadMaster(wiring.Component):
 
         # --- front: request -> transfer (beats) + info for the output side ---------------
         beat_addr, beats, lane0 = g.front(m, self.req.payload)
-        if g.max_beats == 1:
-            # every request is one single-beat burst: a skid register stands in for the
-            # splitter (a cycle faster, and the AR gate's ready stops at its flip-flops
-            # instead of running through the splitter to the request port)
-            m.submodules.split = split = SkidBuffer(BurstSplitter.burst_layout(g.beat_addr_bits))
-            splitting = ~split.i.ready
-        else:
-            m.submodules.split = split = BurstSplitter(g.beat_addr_bits, g.beats_bits,
-                                                       g.beat_bytes, self.max_burst)
-            splitting = split.busy
-            m.d.comb += split.i.payload.beats.eq(beats)
+        split, splitting = burst_stage(m, g, self.max_burst, beat_addr, beats)
         info_layout = data.StructLayout({"rows": unsigned(_bits_for(self.max_rows)),
                                          "lane0": unsigned(g.lane_bits)})
         m.submodules.info = info = SyncFIFOBuffered(width=info_layout.size,
                                                     depth=self.max_outstanding + INFO_SLACK)
         empty_req = self.req.payload.rows == 0
         m.d.comb += [
-            split.i.payload.addr.eq(beat_addr),
             split.i.valid.eq(self.req.valid & ~empty_req & info.w_rdy),
             info.w_data.eq(Cat(self.req.payload.rows, lane0)),
             info.w_en.eq(self.req.valid & ~empty_req & split.i.ready),

@@ -28,7 +28,8 @@ How it works::
 W beats do not wait for their AW handshake (AXI allows data before address), and the AW never
 waits for W data, so there is no deadlock with any compliant slave. ``BREADY`` is always high.
 
-Latency (no stalls): AW leaves 2 cycles after the request handshake; a row accepted in cycle t
+Latency (no stalls): AW leaves 2 cycles after the request handshake (1 when every request is
+a single beat, see `burst_stage`); a row accepted in cycle t
 is on W in cycle t+1 (once its burst is known). Throughput: one W beat per cycle.
 
 Errors: SLVERR/DECERR on B sets the sticky ``error`` flag, ``error_addr`` (the start address
@@ -45,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import (BOUNDARY, CACHE_NORMAL_BUFFERABLE, MAX_BURST_BEATS, Axi4Signature, Burst,
                   check_widths, size_code)
-from .axi_read import (BurstSplitter, _bits_for, _Geometry, _need_int, check_row_ratio,
+from .axi_read import (_bits_for, burst_stage, _Geometry, _need_int, check_row_ratio,
                        read_request_layout)
 
 __all__ = ["AxiWriteMaster", "write_row_layout"]
@@ -146,14 +147,9 @@ class AxiWriteMaster(wiring.Component):
         aw, w, b = self.axi.aw, self.axi.w, self.axi.b
 
         # --- front: request -> transfer ----------------------------------------------------
-        m.submodules.split = split = BurstSplitter(g.beat_addr_bits, g.beats_bits,
-                                                   g.beat_bytes, self.max_burst)
         beat_addr, beats, lane0 = g.front(m, self.req.payload)
+        split, splitting = burst_stage(m, g, self.max_burst, beat_addr, beats)
         empty_req = self.req.payload.rows == 0
-        m.d.comb += [
-            split.i.payload.addr.eq(beat_addr),
-            split.i.payload.beats.eq(beats),
-        ]
         if g.split:
             info_layout = data.StructLayout({"rows": unsigned(_bits_for(self.max_rows)),
                                              "lane0": unsigned(g.lane_bits)})
@@ -297,6 +293,6 @@ class AxiWriteMaster(wiring.Component):
                         j.eq(Mux(j == k - 1, 0, j + 1)),
                     ]
 
-        m.d.comb += self.idle.eq(~split.busy & ~split.o.valid & (outstanding == 0)
+        m.d.comb += self.idle.eq(~splitting & ~split.o.valid & (outstanding == 0)
                                  & ~lens.r_rdy & ~w.wvalid)
         return m
