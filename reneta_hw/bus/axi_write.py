@@ -29,8 +29,8 @@ W beats do not wait for their AW handshake (AXI allows data before address), and
 waits for W data, so there is no deadlock with any compliant slave. ``BREADY`` is always high.
 
 Latency (no stalls): AW leaves 2 cycles after the request handshake (1 when every request is
-a single beat, see `burst_stage`); a row accepted in cycle t
-is on W in cycle t+1 (once its burst is known). Throughput: one W beat per cycle.
+a single beat, see `burst_stage`); a row accepted in cycle t is on W in cycle t+1 (once its
+burst is known). Throughput: one W beat per cycle.
 
 Errors: SLVERR/DECERR on B sets the sticky ``error`` flag, ``error_addr`` (the start address
 of that burst) and ``error_resp``; the first error is kept until ``error_clear`` (an error in
