@@ -225,24 +225,17 @@ class PingPongBuffer(_StreamStage):
                      _bits(self.o.payload).eq(Mux(rp, entry[1], entry[0]))]
         push = self.i.valid & in_ready
         pop = out_valid & self.o.ready
-        for k in range(2):
-            with m.If(~full[k]):
-                m.d.sync += entry[k].eq(in_data)
-            with m.If(push & (wp == k)):
-                m.d.sync += full[k].eq(1)
-            with m.Elif(pop & (rp == k)):
-                m.d.sync += full[k].eq(0)
-        with m.If(push):
-            m.d.sync += wp.eq(~wp)
-        with m.If(pop):
-            m.d.sync += rp.eq(~rp)
-        # the flags after this edge, from the full bits after it
+        # the full bits and pointers after this edge; the flags are taken from them
         full_next = [Signal(name=f"full{k}_next") for k in range(2)]
         for k in range(2):
             m.d.comb += full_next[k].eq(Mux(push & (wp == k), 1,
                                             Mux(pop & (rp == k), 0, full[k])))
+            with m.If(~full[k]):
+                m.d.sync += entry[k].eq(in_data)
         wp_next = wp ^ push
         rp_next = rp ^ pop
-        m.d.sync += [in_ready.eq(~Mux(wp_next, full_next[1], full_next[0])),
+        m.d.sync += [full[0].eq(full_next[0]), full[1].eq(full_next[1]),
+                     wp.eq(wp_next), rp.eq(rp_next),
+                     in_ready.eq(~Mux(wp_next, full_next[1], full_next[0])),
                      out_valid.eq(Mux(rp_next, full_next[1], full_next[0]))]
         return m
