@@ -62,7 +62,8 @@ def cmd_sim(args) -> int:
         opts = {}
         if args.backend in ("pysim", "verilator"):
             opts = {"dram_latency": args.dram_latency, "dram_stall": args.dram_stall,
-                    "seed": args.seed, "max_cycles": args.max_cycles}
+                    "seed": args.seed, "max_cycles": args.max_cycles,
+                    "program_in": args.program_in}
         elif args.vcd:
             print("sim: --vcd needs --backend pysim or verilator", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -124,6 +125,10 @@ def _add_sim(sub):
                    help="pysim/verilator: seed of the DRAM back-pressure (default 0)")
     p.add_argument("--max-cycles", type=int, default=None, metavar="N",
                    help="pysim/verilator: give up after N cycles (default 2,000,000)")
+    p.add_argument("--program-in", default="axil", choices=["axil", "queued", "dram"],
+                   help="pysim/verilator: how the host gives the program: pushed over "
+                        "AXI4-Lite after START (default), queued before START, or fetched "
+                        "by the accelerator from DRAM (START|FETCH)")
     p.add_argument("--vcd", metavar="FILE",
                    help="pysim/verilator: write a VCD of the run and FILE.gtkw (GTKWave, "
                         "main buses); several vector sets: FILE, FILE-1, ...")
@@ -185,9 +190,9 @@ def _add_bench(sub):
     p.add_argument("--dense-each", action="store_true",
                    help="run the dense programs at every sparsity (default: once)")
     p.add_argument("--backend", default="pysim", choices=["pysim", "verilator"],
-                   help="pysim (default; the program is queued before START) or verilator "
-                        "(the emitted Verilog, ~1000x faster after a 1-3 minute build; "
-                        "pushes the program after START, ~25 cycles more per program)")
+                   help="pysim (default) or verilator (the emitted Verilog, ~1000x faster "
+                        "after a 1-3 minute build, same cycles); both queue the program "
+                        "before START")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.set_defaults(func=cmd_bench)
 

@@ -168,18 +168,17 @@ def run_bench(num_pe: int = 16, n: int = 64, nt: int = 64, sparsities=(0.5, 0.8,
     """Rows: sparsity, proc, pass, instructions, cycles, mac_beats, utilization, dense_cycles,
     speedup, the stall counters, not_busy (cycles the core was idle), sim_cycles_per_s (see
     the module docstring); ``log`` also gets each run's `stall_line`. pysim runs queue the
-    program before START (``program_in="queued"``); ``backend="verilator"`` runs the emitted
-    Verilog (`sim.verilator_top`, much faster), which pushes it after START (~25 cycles
-    more per program: the host's first AXI4-Lite writes)."""
+    program before START (``program_in="queued"``), on either backend: ``"verilator"`` runs
+    the emitted Verilog (`sim.verilator_top`, much faster) and gives the same cycles."""
     if backend == "pysim":
-        from .harness import run_pysim
-
-        def run(vs, **kw):        # the program queued before START (see bench_config)
-            return run_pysim(vs, program_in="queued", **kw)
-    elif backend == "verilator":     # (pushes the program after START: ~25 more cycles)
-        from .verilator_top import run_verilator as run
+        from .harness import run_pysim as run_backend
+    elif backend == "verilator":
+        from .verilator_top import run_verilator as run_backend
     else:
         raise ValueError(f"run_bench: backend must be 'pysim' or 'verilator', got {backend!r}")
+
+    def run(vs, **kw):        # the program queued before START (see bench_config)
+        return run_backend(vs, program_in="queued", **kw)
     cfg = bench_config(num_pe, n, nt)
     rows, dense_cycles = [], {}
     for k, sp in enumerate(sparsities):

@@ -57,7 +57,8 @@ from .layout import pack_row, unpack_row
 from .vectors import VectorSet
 
 __all__ = ["HarnessResult", "HarnessError", "HarnessTimeout", "run_pysim", "dram_size_for",
-           "DRAM_MODEL", "smem_rows_used", "attribute_cycles"]
+           "DRAM_MODEL", "smem_rows_used", "attribute_cycles", "PROGRAM_IN",
+           "program_placement"]
 
 
 class HarnessError(RuntimeError):
@@ -106,6 +107,30 @@ def dram_size_for(vs: VectorSet) -> int:
             elif name == "dram_dst":
                 top = max(top, ins.dram_dst + rng[1] * cfg.row_bytes)
     return max(4096, -(-top // 4096) * 4096)
+
+
+PROGRAM_IN = ("axil", "queued", "dram")
+
+
+def program_placement(vs: VectorSet, program_in: str, program_addr: int | None = None):
+    """``(dram_size, prog_addr, image)``: the DRAM model's size in bytes and, for
+    ``program_in="dram"``, where the program's image (`program_image`) goes; ``image`` is
+    None when the program is not stored (other modes, or ``program_addr`` puts it past the
+    model: the fetch then gets DECERR). Shared by both harness backends so that they place
+    it alike."""
+    if program_in not in PROGRAM_IN:
+        raise ValueError(f"program_in: must be 'axil', 'queued' or 'dram', got {program_in!r}")
+    dram_size = dram_size_for(vs)
+    prog_addr = dram_size if program_addr is None else int(program_addr)
+    if program_in != "dram":
+        return dram_size, prog_addr, None
+    if prog_addr < 0 or prog_addr >= 1 << vs.config.axi_addr_width:
+        raise ValueError(f"program_addr: {prog_addr:#x} is not a {vs.config.axi_addr_width}"
+                         f"-bit DRAM address")
+    image = program_image(vs.config, vs.program)
+    if program_addr is None:
+        dram_size += max(4096, -(-len(image) // 4096) * 4096)
+    return dram_size, prog_addr, (image if prog_addr + len(image) <= dram_size else None)
 
 
 def smem_rows_used(vs: VectorSet) -> int:
@@ -165,7 +190,7 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
     and the fetch gets DECERR (a test of fetch errors)."""
     if load not in ("backdoor", "axi"):
         raise ValueError(f"load: must be 'backdoor' or 'axi', got {load!r}")
-    if program_in not in ("axil", "queued", "dram"):
+    if program_in not in PROGRAM_IN:
         raise ValueError(f"program_in: must be 'axil', 'queued' or 'dram', got {program_in!r}")
     cfg = vs.config
     vs.memories.validate(cfg)
@@ -187,17 +212,12 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
             top.spm_memory.init = [_init_value(top.spm_memory, int(v))
                                    for v in spm[:int(nz[-1]) + 1]]
     smem_hi = smem_rows_used(vs)
-    dram_size = dram_size_for(vs)
-    prog_addr = dram_size if program_addr is None else int(program_addr)
-    if program_in == "dram":
-        image = program_image(cfg, vs.program)
-        if program_addr is None:
-            dram_size += max(4096, -(-len(image) // 4096) * 4096)
+    dram_size, prog_addr, image = program_placement(vs, program_in, program_addr)
     dram = AxiMemory(top.dram, size=dram_size, read_latency=dram_latency,
                      stall=dram_stall, seed=seed, **DRAM_MODEL)
     if len(vs.memories.dram):
         dram.write_words(0, vs.memories.dram, cfg.word_bytes)
-    if program_in == "dram" and prog_addr + len(image) <= dram_size:
+    if image is not None:
         dram.write(prog_addr, image.tobytes())
 
     bus = top.ctrl

@@ -588,22 +588,36 @@ int main(int argc, char** argv) {
     // ---- the program: the same register accesses, in the same order, as run_pysim ----
     auto t0 = std::chrono::steady_clock::now();
     phase = RUNNING; counting = true;
+    size_t next = 0;
+    auto push = [&](long n) {         // the next n instructions into the queue
+        for (long i = 0; i < n; i++, next++)
+            for (int k = 0; k < INSTR_WORDS; k++) {
+                uint32_t w;
+                std::memcpy(&w, &prog_raw[4 * (next * INSTR_WORDS + k)], 4);
+                wr("INSTR", REG_INSTR + 4 * k, w);
+            }
+    };
+    const std::string program_in = P["program_in"];
     wr("IRQ_ENABLE", REG_IRQ_ENABLE, 0x7);
     wr("INSTR_COUNT", REG_INSTR_COUNT, (uint32_t)n_instr);
-    wr("CTRL", REG_CTRL, 1u << CTRL_START);
-    size_t next = 0;
+    if (program_in == "dram") {      // started by pointer: the machine fetches the program
+        const uint64_t prog_addr = std::stoull(P["prog_addr"]);
+        wr("PROG_ADDR", REG_PROG_ADDR, (uint32_t)prog_addr);
+        if (ADDR_HI_WORD) wr("PROG_ADDR", REG_PROG_ADDR + 4, (uint32_t)(prog_addr >> 32));
+        wr("PROG_COUNT", REG_PROG_COUNT, (uint32_t)n_instr);
+        wr("CTRL", REG_CTRL, (1u << CTRL_START) | (1u << CTRL_FETCH));
+        next = n_instr;
+    } else {
+        if (program_in == "queued")  // fill the queue first: START finds it ready
+            push(std::min<long>(QUEUE_DEPTH, (long)n_instr));
+        wr("CTRL", REG_CTRL, 1u << CTRL_START);
+    }
     int pauses = 0;
     while (true) {
         if (next < n_instr) {
             uint32_t st = rd("STATUS", REG_STATUS);
             long free_slots = (long)QUEUE_DEPTH - (long)((st >> 8) & 0xFFFF);
-            long n = std::min<long>(free_slots, (long)(n_instr - next));
-            for (long i = 0; i < n; i++, next++)
-                for (int k = 0; k < INSTR_WORDS; k++) {
-                    uint32_t w;
-                    std::memcpy(&w, &prog_raw[4 * (next * INSTR_WORDS + k)], 4);
-                    wr("INSTR", REG_INSTR + 4 * k, w);
-                }
+            push(std::min<long>(free_slots, (long)(n_instr - next)));
             if (next < n_instr) {
                 for (int i = 0; i < 32; i++) { if (irq_now()) break; tick(); }
                 if (!irq_now()) continue;

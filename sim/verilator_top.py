@@ -21,7 +21,9 @@ they are written through the AXI4-Lite windows before the program phase, and rea
 through them after it (the rows `sim.harness.smem_rows_used`, as pysim reads). Those cycles
 are reported apart (``HarnessResult.extras``: ``load_cycles``, ``readback_cycles``) and are
 not in ``sim_cycles``; the DRAM model does not step while they run, so its random sequence
-stays aligned with pysim's. ``program_in="dram"`` (pysim's fetch mode) is not modelled.
+stays aligned with pysim's. The three ways of giving the program (``program_in``: pushed
+after START, queued before it, fetched from DRAM) are pysim's, placed alike
+(`sim.harness.program_placement`).
 
 Builds: one executable per (config, design source, Amaranth version, testbench source,
 trace), cached under ``$RENETA_VERILATOR_CACHE`` (default ``~/.cache/reneta/verilator``)
@@ -51,13 +53,13 @@ from reneta_hw.bus.axi import Axi4Signature, AxiLiteSignature
 from reneta_hw.ctrl.checker import rule_name
 from reneta_hw.ctrl.controller import COUNTERS
 from reneta_hw.isa import Proc, descriptor_layout, to_words, words_per_instruction
-from reneta_hw.top import ADDR_WIDTH, CTRL_BITS, IRQ_BITS, REG, Reneta
+from reneta_hw.top import ADDR_WIDTH, CTRL_BITS, FETCH_BIT, IRQ_BITS, REG, Reneta
 
 from .axi_memory import AxiProtocolError
 from .golden import Memories
 from .layout import pack_row, unpack_row
 from .harness import (DRAM_MODEL, HarnessError, HarnessResult, HarnessTimeout,
-                      attribute_cycles, dram_size_for, smem_rows_used)
+                      attribute_cycles, program_placement, smem_rows_used)
 from .vectors import VectorSet
 from .verilator_eval import (VerilatorError, _cache_root, _ports, build_executable,
                              unavailable_reason, verilator_name)
@@ -169,13 +171,15 @@ def _driver(cfg, verilog: str) -> str:
         f"static const int INSTR_WORDS = {words_per_instruction(cfg)};",
         f"static const int SPM_WORDS = {-(-descriptor_layout(cfg).size // 32)};",
         f"static const long QUEUE_DEPTH = {cfg.instr_queue_depth};",
+        f"static const bool ADDR_HI_WORD = {'true' if cfg.axi_addr_width > 32 else 'false'};",
+        f"static const int CTRL_FETCH = {FETCH_BIT};",
         f"static const int N_COUNTERS = {len(COUNTERS)};",
         "static const uint32_t REG_COUNTERS[] = {"
         + ", ".join(str(REG[n.upper()]) for n in COUNTERS) + "};",
     ]
     for name in ("IRQ_ENABLE", "IRQ_STATUS", "STATUS", "ERROR", "ERROR_INDEX", "INSTR_COUNT",
                  "INSTR", "CTRL", "SPM_ADDR", "SPM_WDATA", "SPM_RDATA", "SMEM_ADDR",
-                 "SMEM_WDATA", "SMEM_RDATA"):
+                 "SMEM_WDATA", "SMEM_RDATA", "PROG_ADDR", "PROG_COUNT"):
         lines.append(f"static const uint32_t REG_{name} = {REG[name]:#x};")
     for name, bit in CTRL_BITS.items():
         lines.append(f"static const int CTRL_{name.upper()} = {bit};")
@@ -260,15 +264,17 @@ def _seed_key(seed) -> list:
 
 def run_verilator(vs: VectorSet, dram_latency: int = 20, dram_stall=0.0, seed: int = 0,
                   max_cycles: int | None = None, vcd: str | None = None,
-                  dram_log: str | None = None) -> HarnessResult:
+                  dram_log: str | None = None, program_in: str = "axil",
+                  program_addr: int | None = None) -> HarnessResult:
     """Run ``vs`` on the Verilator model; same arguments and result as `run_pysim` (see the
-    module docstring). ``wall_seconds`` is the program phase's time inside the executable;
+    module docstring; ``program_in`` and ``program_addr`` as there). ``wall_seconds`` is the program phase's time inside the executable;
     ``extras`` has ``load_cycles``, ``readback_cycles`` and ``process_seconds`` (the whole
     executable's run: loading, program, read-back, file I/O). ``dram_log=FILE`` writes the
     DRAM model's events, one per line as ``AxiMemory(trace=True).log`` has them (cycle,
     ar/rlast/aw/b, address, len, id): for finding where two runs part."""
     cfg = vs.config
     vs.memories.validate(cfg)
+    dram_size, prog_addr, image = program_placement(vs, program_in, program_addr)
     if not isinstance(dram_latency, (int, np.integer)) or dram_latency < 1:
         raise ValueError(f"dram_latency: must be an integer >= 1, got {dram_latency!r}")
     stall = _stall_values(dram_stall)
@@ -280,8 +286,9 @@ def run_verilator(vs: VectorSet, dram_latency: int = 20, dram_stall=0.0, seed: i
     n_core = sum(i.proc != Proc.IDLE for i in vs.program)
     with tempfile.TemporaryDirectory(prefix="reneta-vtop-") as td:
         d = Path(td)
-        _write_inputs(d, vs)
+        _write_inputs(d, vs, dram_size, prog_addr, image)
         params = {
+            "program_in": program_in, "prog_addr": prog_addr,
             "dram_latency": int(dram_latency), "stall": " ".join(repr(s) for s in stall),
             "seed_key": " ".join(str(k) for k in key), "max_cycles": max_cycles,
             "smem_hi": smem_rows_used(vs), "spm_depth": cfg.spm_depth,
@@ -321,10 +328,11 @@ def run_verilator(vs: VectorSet, dram_latency: int = 20, dram_stall=0.0, seed: i
                          dram_stats=dram_stats, pauses=int(res["pauses"]), extras=extras)
 
 
-def _write_inputs(d: Path, vs: VectorSet) -> None:
+def _write_inputs(d: Path, vs: VectorSet, dram_size: int, prog_addr: int, image) -> None:
     """The program and the memory images as the testbench reads them: program words;
     (row, row words) of every non-zero SMEM row; (address, low, high) of every non-zero SPM
-    word; the DRAM model's whole byte image."""
+    word; the DRAM model's whole byte image (``dram_size`` bytes, with the program's
+    ``image`` at ``prog_addr`` unless it is None; see `program_placement`)."""
     cfg = vs.config
     row_words = -(-cfg.row_bits // 32)
     prog = np.array([w for ins in vs.program for w in to_words(cfg, ins)], dtype=np.uint32)
@@ -339,11 +347,13 @@ def _write_inputs(d: Path, vs: VectorSet) -> None:
     sp = [[int(a), int(spm[a]) & 0xFFFF_FFFF, (int(spm[a]) >> 32) & 0xFFFF_FFFF]
           for a in np.flatnonzero(spm)]
     np.array(sp, dtype=np.uint32).reshape(-1, 3).tofile(d / "spm.bin")
-    image = np.zeros(dram_size_for(vs), dtype=np.uint8)
+    dram = np.zeros(dram_size, dtype=np.uint8)
     if len(vs.memories.dram):
         raw = b"".join(int(w).to_bytes(cfg.word_bytes, "little") for w in vs.memories.dram)
-        image[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
-    image.tofile(d / "dram.bin")
+        dram[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    if image is not None:
+        dram[prog_addr:prog_addr + len(image)] = image
+    dram.tofile(d / "dram.bin")
 
 
 def _raise_failure(res: dict, vs: VectorSet, max_cycles: int, n_core: int, issue: list,

@@ -88,6 +88,30 @@ def test_equals_pysim_under_dram_stalls(model, tmp_path):
     assert _max_reads_in_flight(tmp_path / "dram.log") > 16
 
 
+@pytest.mark.parametrize("program_in", ["queued", "dram"])
+def test_program_sources_equal_pysim(model, program_in):
+    """The program queued before START, or fetched from DRAM by pointer: the same cycles,
+    DRAM traffic (the fetch's reads included) and memories as pysim's, under stalls."""
+    vs = _mixed_program()
+    kw = dict(dram_latency=9, dram_stall=0.25, seed=5, program_in=program_in)
+    hp = run_pysim(vs, **kw)
+    hv = run_verilator(vs, **kw)
+    _same_run(hp, hv)
+    assert hv.pauses == 1
+    axil = run_verilator(vs, dram_latency=9, dram_stall=0.25, seed=5)
+    assert hv.sim_cycles != axil.sim_cycles       # the mode reached the testbench
+    if program_in == "dram":
+        assert hv.dram_stats["read_bursts"] > axil.dram_stats["read_bursts"]
+
+
+def test_fetch_from_outside_dram_is_a_bus_error(model):
+    from reneta_hw.core import ErrorCode
+    vs = _mixed_program()
+    vs.program = vs.program[:1]
+    with pytest.raises(HarnessError, match=f"run_verilator: .*error code {ErrorCode.BUS}"):
+        run_verilator(vs, program_in="dram", max_cycles=5000, program_addr=0xF000)
+
+
 def test_other_seed_changes_cycles_not_results(model):
     vs = _mixed_program()
     a = run_verilator(vs, dram_latency=7, dram_stall=0.3, seed=3)
@@ -118,6 +142,10 @@ def test_bad_options():
         run_verilator(vs, seed="x")
     with pytest.raises(ValueError, match="dram_latency"):
         run_verilator(vs, dram_latency=0)
+    with pytest.raises(ValueError, match="program_in"):
+        run_verilator(vs, program_in="flash")
+    with pytest.raises(ValueError, match="program_addr"):
+        run_verilator(vs, program_in="dram", program_addr=-4)
     assert "verilator" in BACKENDS
 
 
@@ -127,10 +155,23 @@ def test_build_sim_backend_verilator(model, tmp_path):
     out = tmp_path / "r.json"
     r = subprocess.run([sys.executable, str(ROOT / "build.py"), "sim", str(tmp_path / "v"),
                         "--backend", "verilator", "--dram-latency", "7", "--dram-stall", "0.3",
-                        "--seed", "3", "--json", str(out)],
+                        "--seed", "3", "--program-in", "dram", "--json", str(out)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "cycles/s, verilator" in r.stdout
     rows = json.loads(out.read_text())["results"]
-    golden = run_vectors(vs, "verilator", dram_latency=7, dram_stall=0.3, seed=3)
+    golden = run_vectors(vs, "verilator", dram_latency=7, dram_stall=0.3, seed=3,
+                         program_in="dram")
     assert {x["proc"]: x["cycles"] for x in rows} == golden.harness.cycles_per_proc
+
+
+def test_bench_rows_equal_pysim(quick_build):
+    """``build.py bench --backend verilator`` measures what pysim measures: every row's
+    cycles, beats and stall counters are the same (both queue the program before START)."""
+    from sim.bench import run_bench
+    kw = dict(num_pe=4, n=8, nt=4, sparsities=(0.7,), procs=("VXV_SP",), log=None)
+    speed = ("sim_cycles_per_s", "wall_s")
+    rows = {b: [{k: v for k, v in r.items() if k not in speed}
+                for r in run_bench(backend=b, **kw)] for b in ("pysim", "verilator")}
+    assert rows["verilator"] == rows["pysim"]
+    assert all(r["pass"] for r in rows["verilator"])
