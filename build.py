@@ -310,7 +310,8 @@ def cmd_synth(args) -> int:
     try:
         cfg = _config_from_args(args)
         rep = synth_target(cfg, args.target, args.device, pnr=not args.no_pnr,
-                           freq_mhz=args.freq, seed=args.seed, workdir=args.workdir,
+                           freq_mhz=args.freq, seed=args.seed, seeds=args.seeds,
+                           jobs=args.jobs, workdir=args.workdir,
                            cache_dir=None if args.no_cache else
                            (args.cache or default_cache_dir()))
     except (ConfigError, ValueError) as e:
@@ -346,7 +347,12 @@ def _add_synth(sub):
     p.add_argument("--freq", type=float, help="P&R target clock in MHz (default 150 ecp5, 24 "
                                               "ice40)")
     p.add_argument("--no-pnr", action="store_true", help="Yosys only (no Fmax)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr seed")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr seed (the first, with --seeds)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="place and route with N seeds (--seed, --seed+1, ...) and report the "
+                        "fastest, with every seed's Fmax and the median (default 1)")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="--seeds: run J place-and-route processes at once (default 1)")
     p.add_argument("--workdir", type=Path, help="keep the tool files (logs, JSON) here")
     p.add_argument("--cache", type=Path, help="reuse/store reports in this directory (default "
                                               "$RENETA_SYNTH_CACHE or ~/.cache/reneta/synth, "

