@@ -57,7 +57,7 @@ from reneta_hw.ipm.hazard import HazardCheck
 from reneta_hw.ipm.list_reader import ListReader, list_job_layout
 from reneta_hw.ipm.sequencer import Sequencer, beat_layout, wb_layout
 from reneta_hw.isa import Proc, descriptor_layout, instruction_layout
-from reneta_hw.mem.fifo import PingPongBuffer, SkidBuffer, StreamFIFO
+from reneta_hw.mem.fifo import PingPongBuffer, SkidBuffer, SplitBuffer, StreamFIFO
 from reneta_hw.mem.smem import SharedMemory, smem_host_signature
 from reneta_hw.ipm.dup_index import DuplicateIndexMonitor
 from reneta_hw.opm.delta_proc import DeltaProc
@@ -252,9 +252,12 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, smem.rresp[4], dp.srow)
         wiring.connect(m, smem.rresp[2], dmx.srow)
         wiring.connect(m, smem.rresp[3], dmx.xrow)
-        # the PE array's admission (hazard and mode checks on the beat) decides its ready: a
-        # skid register keeps that off the DMX's take -> DRAM/SMEM row pops -> AXI credits
-        m.submodules.beat_reg = beat_reg = SkidBuffer(dmx.o.payload.shape())
+        # the PE array's admission (hazard and mode checks on the beat's control fields)
+        # decides its ready: a two-entry buffer keeps that off the DMX's take -> DRAM/SMEM
+        # row pops -> AXI credits, and off the clock enables of the 2 * num_pe operand
+        # words, while the control fields the checks start from come from flip-flops
+        m.submodules.beat_reg = beat_reg = SplitBuffer(dmx.o.payload.shape(),
+                                                       wide=("w", "x"))
         wiring.connect(m, dmx.o, beat_reg.i)
         wiring.connect(m, beat_reg.o, pe.i)
         wiring.connect(m, pe.o, wb.res)

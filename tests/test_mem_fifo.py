@@ -9,7 +9,9 @@ from amaranth.lib import data
 from hypothesis import given, settings, strategies as st
 
 from platforms.synth import synth_ecp5
-from reneta_hw.mem import PingPongBuffer, PipelineRegister, SkidBuffer, StreamFIFO
+from reneta_hw.mem.fifo import _bits
+from reneta_hw.mem import (PingPongBuffer, PipelineRegister, SkidBuffer, SplitBuffer,
+                           StreamFIFO)
 from sim.streams import collect, feed, simulate
 
 
@@ -109,6 +111,52 @@ def test_struct_layout_payload():
         assert isinstance(dut.o.payload, data.View)
 
 
+SPLIT = data.StructLayout({"w": data.ArrayLayout(8, 4), "tag": 3, "x": 16, "last": 1})
+
+
+@settings(max_examples=20, deadline=None)
+@given(in_stall=st.sampled_from([0.0, 0.3, 0.7]), out_stall=st.sampled_from([0.0, 0.3, 0.7]),
+       n=st.integers(0, 40), seed=st.integers(0, 2**16))
+def test_split_buffer_random_stalls(in_stall, out_stall, n, seed):
+    """Order and values under random stalls; the two halves' flags agree every cycle."""
+    dut = SplitBuffer(SPLIT, wide=("w", "x"))
+    rng = random.Random(seed)
+    items = [{"w": [rng.randrange(256) for _ in range(4)], "tag": rng.randrange(8),
+              "x": rng.randrange(1 << 16), "last": rng.randrange(2)} for _ in range(n)]
+    got, t_in, t_out = run_stream(dut, items, in_stall, out_stall, seed)
+    assert [{"w": list(g.w), "tag": g.tag, "x": g.x, "last": g.last} for g in got] == items
+    assert len(t_in) == len(t_out) == n
+    # the halves push and pop together: their ready and valid flags never differ
+    dut = SplitBuffer(SPLIT, wide=("w", "x"))
+    apart = []
+
+    async def tb(ctx):
+        wide, narrow = dut._halves
+        r = random.Random(seed + 1)
+        for _ in range(120):
+            ctx.set(dut.i.valid, r.random() >= in_stall)
+            ctx.set(dut.o.ready, r.random() >= out_stall)
+            apart.append((ctx.get(wide.i.ready), ctx.get(wide.o.valid))
+                         != (ctx.get(narrow.i.ready), ctx.get(narrow.o.valid)))
+            await ctx.tick()
+
+    simulate(dut, tb, deadline_cycles=200)
+    assert not any(apart)
+
+
+def test_split_buffer_cuts_ready_and_checks_fields():
+    dut = SplitBuffer(SPLIT, wide=("w",))
+    assert dut.wide == ("w",) and dut.narrow == ("tag", "x", "last")
+    Fragment.get(dut, None)
+    for bad in [(), ("w", "tag", "x", "last"), ("nope",)]:
+        with pytest.raises(ValueError, match=r"SplitBuffer\.wide: "):
+            SplitBuffer(SPLIT, wide=bad)
+    with pytest.raises(ValueError, match=r"SplitBuffer\.layout: "):
+        SplitBuffer(16, wide=("w",))
+    a = verilog.convert(SplitBuffer(SPLIT, wide=("w",)), name="s", emit_src=False)
+    assert a == verilog.convert(SplitBuffer(SPLIT, wide=("w",)), name="s", emit_src=False)
+
+
 def test_array_layout_payload_wide():
     lay = data.ArrayLayout(signed(16), 4)
     rng = random.Random(12)
@@ -158,6 +206,7 @@ def test_shallow_fifos_half_rate(make):
     (lambda: StreamFIFO(8, 4, buffered=False), True),
     (lambda: SkidBuffer(8), True),
     (lambda: PingPongBuffer(8), True),
+    (lambda: SplitBuffer(data.StructLayout({"a": 4, "b": 4}), wide=("a",)), True),
     (lambda: PipelineRegister(8), False),
 ])
 def test_ready_path(make, cut):
@@ -168,7 +217,7 @@ def test_ready_path(make, cut):
         rng = random.Random(2)
         for _ in range(60):
             ctx.set(dut.i.valid, rng.random() < 0.7)
-            ctx.set(dut.i.payload, rng.getrandbits(8))
+            ctx.set(_bits(dut.i.payload), rng.getrandbits(8))
             ctx.set(dut.o.ready, 0)
             r0 = ctx.get(dut.i.ready)
             ctx.set(dut.o.ready, 1)

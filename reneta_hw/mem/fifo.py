@@ -5,8 +5,8 @@ decouples its blocks with FIFOs that have **no overflow/underflow protection**
 (reference §3.2: pushing a full ``FIFO_STD`` silently corrupts it). Here a FIFO is only
 reachable through a stream interface whose ``ready``/``valid`` are the FIFO's own
 ``w_rdy``/``r_rdy``, so overflow and underflow cannot be expressed at all.
-`PipelineRegister`, `SkidBuffer` and `PingPongBuffer` are one-deep/two-deep stages that cut long
-combinational paths between blocks without losing throughput.
+`PipelineRegister`, `SkidBuffer`, `PingPongBuffer` and `SplitBuffer` are one-deep/two-deep
+stages that cut long combinational paths between blocks without losing throughput.
 
 Summary (a "transfer" is a cycle with ``valid & ready`` high; latency = cycles from the
 transfer into ``i`` to ``o.valid`` going high for that item, with an empty stage):
@@ -19,6 +19,7 @@ StreamFIFO unbuffered  1       valid, data, ready      ``SyncFIFO`` (async-read 
 PipelineRegister       1       valid, data             1 register; ``i.ready`` is combinational
 SkidBuffer             1       valid, data, ready      2 registers (output + skid)
 PingPongBuffer         1       valid, data, ready      2 registers, 2:1 mux on the output
+SplitBuffer            1       valid, data, ready      wide fields ping-pong, the others skid
 ====================== ======= ======================= =========================================
 
 All of them move one item per cycle when neither side stalls (FIFOs from depth 3 buffered,
@@ -35,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from .bram import _Validated
 
-__all__ = ["StreamFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer"]
+__all__ = ["StreamFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer", "SplitBuffer"]
 
 
 def _check_shape(owner: str, shape):
@@ -238,4 +239,57 @@ class PingPongBuffer(_StreamStage):
                      wp.eq(wp_next), rp.eq(rp_next),
                      in_ready.eq(~Mux(wp_next, full_next[1], full_next[0])),
                      out_valid.eq(Mux(rp_next, full_next[1], full_next[0]))]
+        return m
+
+
+class SplitBuffer(wiring.Component):
+    """``SplitBuffer(layout, wide)``: a two-entry stream buffer for a struct payload whose
+    consumer decides its ``ready`` from a few narrow fields next to wide ones.
+
+    Why: through a `SkidBuffer` that ready drives the clock enable of every payload bit;
+    through a `PingPongBuffer` the narrow fields the decision starts from come out of the
+    entry multiplexer, whose select fans out to every payload bit. Here the fields named in
+    ``wide`` (a non-empty, proper subset of ``layout``'s fields) go through a
+    `PingPongBuffer` (the ready reaches only its pointer and flags) and the others through
+    a `SkidBuffer` (they come straight from flip-flops). Both are two-entry buffers whose
+    ``i.ready`` means "not both entries full" and whose ``o.valid`` means "an entry is
+    full"; fed the same handshakes they stay in step, so one side's flags serve for both.
+
+    Timing: as `SkidBuffer` (latency 1, one item per cycle, ``i.ready`` and ``o.valid``
+    flip-flops). Costs the two buffers' registers and a 2:1 multiplexer per wide bit.
+    """
+
+    def __init__(self, layout, wide):
+        with _Validated(self):
+            if not isinstance(layout, data.StructLayout):
+                raise ValueError(f"SplitBuffer.layout: must be a data.StructLayout, got "
+                                 f"{layout!r}")
+            names = list(dict(layout.members))
+            wide = tuple(wide)
+            unknown = [n for n in wide if n not in names]
+            if unknown or not wide or len(set(wide)) == len(names):
+                raise ValueError(f"SplitBuffer.wide: must name some but not all of the fields "
+                                 f"{names}, got {list(wide)}")
+            self.wide = wide
+            self.narrow = tuple(n for n in names if n not in wide)
+        self.shape = layout
+        super().__init__({
+            "i": In(stream.Signature(layout)),
+            "o": Out(stream.Signature(layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        members = dict(self.shape.members)
+        m.submodules.wide = wide = PingPongBuffer(
+            data.StructLayout({n: members[n] for n in self.wide}))
+        m.submodules.narrow = narrow = SkidBuffer(
+            data.StructLayout({n: members[n] for n in self.narrow}))
+        self._halves = (wide, narrow)        # of the last elaboration (for tests)
+        for buf, names in ((wide, self.wide), (narrow, self.narrow)):
+            m.d.comb += [buf.i.valid.eq(self.i.valid), buf.o.ready.eq(self.o.ready)]
+            for n in names:
+                m.d.comb += [getattr(buf.i.payload, n).eq(getattr(self.i.payload, n)),
+                             getattr(self.o.payload, n).eq(getattr(buf.o.payload, n))]
+        m.d.comb += [self.i.ready.eq(narrow.i.ready), self.o.valid.eq(narrow.o.valid)]
         return m
