@@ -19,8 +19,9 @@ until it has finished, so the core's hazard check needs no ranges for it)::
     DeltaEncoder.o_desc -> SPM write at spm_addr + t' (``spm_we``/``spm_waddr``/``spm_wdata``)
 
 The last descriptor marks the end (the encoder offers a descriptor only after its rows
-left it, and a row leaves only once both its writes were taken): ``done`` pulses, ``busy``
-falls. The x̂ state lives in the encoder's memory, `DELTA_XHAT_REGIONS` regions of
+left it, the rows pass a two-entry buffer, and the descriptor is taken only when that
+buffer is empty, i.e. once both writes of each of its rows were taken): ``done`` pulses,
+``busy`` falls. The x̂ state lives in the encoder's memory, `DELTA_XHAT_REGIONS` regions of
 ``max_n`` words (``cnt2``); ``t = 0`` encodes its first timestep from +0 words (``clear``).
 
 Errors (``error``, one-cycle pulse; the core reports `ErrorCode.RANGE`): a list row past
@@ -44,6 +45,7 @@ from amaranth.utils import exact_log2
 from ..bus.axi_read import row_layout as dram_row_layout
 from ..config import AcceleratorConfig, bits_for
 from ..isa import DELTA_XHAT_REGIONS, descriptor_layout, instruction_layout
+from ..mem.fifo import PingPongBuffer
 from ..mem.smem import smem_write_layout
 from .delta_encoder import DeltaEncoder
 
@@ -167,7 +169,13 @@ class DeltaProc(wiring.Component):
         ]
 
         # --- list rows: index row, then value row ----------------------------------------------
-        r = enc.o_rows.payload
+        # through a two-entry buffer: the writer's take (the SMEM write port's ready, the
+        # range check's adders) reaches only the buffer's flags, not the encoder's row queue
+        # and the stall logic behind it (at 16 PEs a route-dominated path across the chip)
+        m.submodules.row_buf = row_buf = PingPongBuffer(enc.o_rows.payload.shape())
+        wiring.connect(m, enc.o_rows, row_buf.i)
+        rows = row_buf.o
+        r = rows.payload
         phase = Signal()
         a_idx = Signal(sa + 1)
         a_val = Signal(sa + 1)
@@ -175,24 +183,25 @@ class DeltaProc(wiring.Component):
         out_of_range = a_idx[sa] | a_val[sa]
         w = self.smem_w.payload
         m.d.comb += [
-            self.smem_w.valid.eq(enc.o_rows.valid & ~out_of_range),
+            self.smem_w.valid.eq(rows.valid & ~out_of_range),
             w.addr.eq(Mux(phase, a_val[:sa], a_idx[:sa])),
             w.mask.eq(r.mask),
             w.data.eq(Mux(phase, r.value.as_value(), r.index.as_value())),
-            enc.o_rows.ready.eq(out_of_range | (phase & self.smem_w.ready)),
+            rows.ready.eq(out_of_range | (phase & self.smem_w.ready)),
         ]
         with m.If(self.smem_w.valid & self.smem_w.ready):
             m.d.sync += phase.eq(~phase)
-        m.d.comb += self.error.eq(err_head | (enc.o_rows.valid & out_of_range))
+        m.d.comb += self.error.eq(err_head | (rows.valid & out_of_range))
 
         # --- descriptors into the SPM; the last one ends the instruction -----------------------
+        # a descriptor is taken once the row buffer is empty: its rows are then written
         m.d.comb += [
-            enc.o_desc.ready.eq(1),
-            self.spm_we.eq(enc.o_desc.valid),
+            enc.o_desc.ready.eq(~rows.valid),
+            self.spm_we.eq(enc.o_desc.valid & enc.o_desc.ready),
             self.spm_waddr.eq(cur.spm_addr + cur.t + desc_k),
             self.spm_wdata.eq(enc.o_desc.payload.as_value()),
         ]
-        with m.If(enc.o_desc.valid):
+        with m.If(enc.o_desc.valid & enc.o_desc.ready):
             m.d.sync += desc_k.eq(desc_k + 1)
             with m.If(desc_k == steps_m1):
                 m.d.sync += [state.eq(idle), self.busy.eq(0), self.done.eq(1)]
