@@ -267,9 +267,10 @@ def run_verilator(vs: VectorSet, dram_latency: int = 20, dram_stall=0.0, seed: i
                   dram_log: str | None = None, program_in: str = "axil",
                   program_addr: int | None = None) -> HarnessResult:
     """Run ``vs`` on the Verilator model; same arguments and result as `run_pysim` (see the
-    module docstring; ``program_in`` and ``program_addr`` as there). ``wall_seconds`` is the program phase's time inside the executable;
-    ``extras`` has ``load_cycles``, ``readback_cycles`` and ``process_seconds`` (the whole
-    executable's run: loading, program, read-back, file I/O). ``dram_log=FILE`` writes the
+    module docstring; ``program_in`` and ``program_addr`` as there). ``wall_seconds`` is the
+    program phase's time inside the executable; ``extras`` has ``load_cycles``,
+    ``readback_cycles`` and ``process_seconds`` (the whole executable's run: loading,
+    program, read-back, file I/O). ``dram_log=FILE`` writes the
     DRAM model's events, one per line as ``AxiMemory(trace=True).log`` has them (cycle,
     ar/rlast/aw/b, address, len, id): for finding where two runs part."""
     cfg = vs.config
