@@ -190,10 +190,9 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
     and the fetch gets DECERR (a test of fetch errors)."""
     if load not in ("backdoor", "axi"):
         raise ValueError(f"load: must be 'backdoor' or 'axi', got {load!r}")
-    if program_in not in PROGRAM_IN:
-        raise ValueError(f"program_in: must be 'axil', 'queued' or 'dram', got {program_in!r}")
     cfg = vs.config
     vs.memories.validate(cfg)
+    dram_size, prog_addr, image = program_placement(vs, program_in, program_addr)
     max_cycles = 2_000_000 if max_cycles is None else int(max_cycles)
     top = Reneta(cfg, core=core)
     smem = vs.memories.smem
@@ -212,7 +211,6 @@ def run_pysim(vs: VectorSet, dram_latency: int = 20, dram_stall: float = 0.0, se
             top.spm_memory.init = [_init_value(top.spm_memory, int(v))
                                    for v in spm[:int(nz[-1]) + 1]]
     smem_hi = smem_rows_used(vs)
-    dram_size, prog_addr, image = program_placement(vs, program_in, program_addr)
     dram = AxiMemory(top.dram, size=dram_size, read_latency=dram_latency,
                      stall=dram_stall, seed=seed, **DRAM_MODEL)
     if len(vs.memories.dram):

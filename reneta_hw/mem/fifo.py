@@ -242,7 +242,7 @@ class PingPongBuffer(_StreamStage):
         return m
 
 
-class SplitBuffer(wiring.Component):
+class SplitBuffer(_StreamStage):
     """``SplitBuffer(layout, wide)``: a two-entry stream buffer for a struct payload whose
     consumer decides its ``ready`` from a few narrow fields next to wide ones.
 
@@ -272,11 +272,7 @@ class SplitBuffer(wiring.Component):
                                  f"{names}, got {list(wide)}")
             self.wide = wide
             self.narrow = tuple(n for n in names if n not in wide)
-        self.shape = layout
-        super().__init__({
-            "i": In(stream.Signature(layout)),
-            "o": Out(stream.Signature(layout)),
-        })
+        super().__init__(layout)
 
     def elaborate(self, platform):
         m = Module()
