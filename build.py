@@ -222,6 +222,9 @@ def _add_sweep(sub):
     p.add_argument("--device", help="device of the target (default: the target's default)")
     p.add_argument("--no-pnr", action="store_true",
                    help="synthesis only: resources without Fmax (much faster)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="place and route each point with seeds 1..N and report the fastest "
+                        "(with fmax_median_mhz; default 1)")
     p.add_argument("--no-bench", action="store_true", help="skip the pysim benchmark")
     p.add_argument("--sparsity", type=float, action="append",
                    help="benchmark Δ sparsity (repeatable; default 0.5, 0.8, 0.9)")

@@ -166,17 +166,21 @@ def expand_grid(grid: dict[str, list[str]], base: AcceleratorConfig | None = Non
 # --- the work: synthesis and benchmark -------------------------------------------------------
 
 def synthesize(cfg: AcceleratorConfig, target: str = "ecp5", device: str | None = None,
-               pnr: bool = True) -> dict:
-    """Resources and Fmax of the whole accelerator (`reneta_hw.top.Reneta`) for ``target``.
+               pnr: bool = True, seeds: int = 1) -> dict:
+    """Resources and Fmax of the whole accelerator (`reneta_hw.top.Reneta`) for ``target``;
+    with ``seeds`` > 1, the best of that many place-and-route seeds (1, 2, ...).
 
     Uses `platforms.synth.synth_target` (the ``build.py synth`` flow) when the tree has it,
-    else `platforms.synth.synth_ecp5` of `Reneta` (ECP5 only).
+    else `platforms.synth.synth_ecp5` of `Reneta` (ECP5 only, one seed).
     """
     from platforms import synth
 
     if hasattr(synth, "synth_target"):
-        rep = synth.synth_target(cfg, target, device=device, pnr=pnr)
+        kw = {"seeds": seeds} if seeds != 1 else {}
+        rep = synth.synth_target(cfg, target, device=device, pnr=pnr, **kw)
         return dict(rep if isinstance(rep, dict) else rep.to_json())
+    if seeds != 1:
+        raise SweepError("--seeds: this tree's synthesis flow takes one seed")
     if target != "ecp5":
         raise SweepError(f"--target {target}: this tree synthesizes only ecp5 "
                          f"(platforms.synth.synth_target is missing)")
@@ -234,6 +238,7 @@ class SweepOptions:
     bench_procs: tuple = SPARSE_PROCS
     dram_latency: int = 20
     seed: int = 0
+    seeds: int = 1
     synth_fn: Callable | None = None
     bench_fn: Callable | None = None
 
@@ -244,6 +249,8 @@ class SweepOptions:
             raise SweepError(f"--sparsity: each must be in [0, 1), got {list(self.sparsities)}")
         if len(set(self.sparsities)) != len(self.sparsities):
             raise SweepError(f"--sparsity: repeated value in {list(self.sparsities)}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise SweepError(f"--seeds: must be an integer >= 1, got {self.seeds!r}")
         if self.bench_n < 1 or self.bench_nt < 1:
             raise SweepError(f"--bench-n/--bench-nt: must be >= 1, got {self.bench_n}, "
                              f"{self.bench_nt}")
@@ -396,8 +403,10 @@ def run_unit(kind: str, fn: Callable, cfg_json: dict, kwargs: dict) -> dict:
 def _units(points: list[SweepPoint], opts: SweepOptions) -> list[Unit]:
     units = []
     for p in points:
-        units.append(Unit("synth", p, opts.synth, tuple(sorted(
-            {"target": opts.target, "device": opts.device, "pnr": opts.pnr}.items()))))
+        synth_kw = {"target": opts.target, "device": opts.device, "pnr": opts.pnr}
+        if opts.seeds != 1 and opts.pnr:       # one seed keeps the keys cached before
+            synth_kw["seeds"] = opts.seeds
+        units.append(Unit("synth", p, opts.synth, tuple(sorted(synth_kw.items()))))
         if opts.bench:
             units.append(Unit("bench", p, opts.bench_function, tuple(sorted({
                 "sparsities": list(opts.sparsities), "n": bench_size(p.cfg, opts.bench_n),
@@ -564,7 +573,8 @@ def _assemble(points, units, results, opts: SweepOptions) -> list[dict]:
         syn = got["synth"].get("result") or {}
         for k in ("luts", "ffs", "dsps", "brams", "lutrams", "fmax_mhz"):
             row[k] = syn.get(k)
-        for k in ("fits", "over", "io_wrapper_ffs"):      # `synth_target`'s extras, if any
+        for k in ("fits", "over", "io_wrapper_ffs", "seed", "fmax_median_mhz"):
+            # `synth_target`'s extras, if any
             if k in syn:
                 row[k] = syn[k]
         row["synth_s"] = got["synth"].get("seconds")
@@ -705,7 +715,7 @@ def sweep_main(args, out=print) -> int:
                             bench=not args.no_bench,
                             sparsities=tuple(args.sparsity or (0.5, 0.8, 0.9)),
                             bench_n=args.bench_n, bench_nt=args.bench_nt,
-                            dram_latency=args.dram_latency)
+                            dram_latency=args.dram_latency, seeds=args.seeds)
         for p in points:
             opts.check_point(p)
     except (SweepError, ConfigError) as e:

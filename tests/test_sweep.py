@@ -197,6 +197,35 @@ def test_cache_key_covers_options_and_failures_are_not_cached(tmp_path):
     assert CALLS == {"synth": 8, "bench": 9}
 
 
+def test_seeds_reach_the_synthesis_and_the_table(tmp_path, monkeypatch):
+    """``--seeds N`` is passed to the place-and-route flow, is part of the cache key, and the
+    winning seed and the median Fmax reach the table; one seed keeps the old keys."""
+    seen = []
+
+    def fake_target(cfg, target, device=None, pnr=True, seeds=1):
+        seen.append(seeds)
+        return {"luts": 1, "ffs": 1, "dsps": 0, "brams": 0, "lutrams": 0, "fmax_mhz": 120.0,
+                **({"seed": 2, "fmax_median_mhz": 110.0} if seeds > 1 else {})}
+
+    monkeypatch.setattr("platforms.synth.synth_target", fake_target)
+    points = expand_grid(parse_grid(["num_pe=2"]), TINY)
+    opts = dict(bench=False)
+    one = run_sweep(points, SweepOptions(**opts), cache_dir=tmp_path, jobs=1, progress=False)
+    three = run_sweep(points, SweepOptions(**opts, seeds=3), cache_dir=tmp_path, jobs=1,
+                      progress=False)
+    assert seen == [1, 3]
+    assert "seed" not in one.rows[0] and one.rows[0]["fmax_mhz"] == 120.0
+    assert (three.rows[0]["seed"], three.rows[0]["fmax_median_mhz"]) == (2, 110.0)
+    run_sweep(points, SweepOptions(**opts, seeds=3), cache_dir=tmp_path, jobs=1, progress=False)
+    assert seen == [1, 3]                                   # cached
+    run_sweep(points, SweepOptions(**opts, seeds=3, pnr=False), cache_dir=tmp_path, jobs=1,
+              progress=False)
+    assert seen == [1, 3, 1]                                # Yosys only: seeds are moot
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(SweepError, match="--seeds: must be an integer >= 1"):
+            SweepOptions(seeds=bad)
+
+
 def test_local_processes_give_the_same_table(tmp_path):
     points = expand_grid(parse_grid(["num_pe=2,4"]), TINY)
     inline = run_sweep(points, SweepOptions(**FAKE), cache_dir=tmp_path / "a", jobs=1,

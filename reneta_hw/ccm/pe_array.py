@@ -186,7 +186,10 @@ class PEArray(wiring.Component):
     """``PEArray(cfg)`` or ``PEArray(fmt, num_pe, lmem_depth)``; see the module docstring.
 
     Stage parameters (the defaults reach the Fmax targets on ECP5-85F speed 8, see
-    `reneta_hw.ccm.report`): ``mul_stages`` (None: the unit's default), ``add_stages``
+    `reneta_hw.ccm.report`): ``mul_stages`` (None: 3, operand registers right at the
+    multiplier block, so the long route from the beat buffer ends at a flip-flop and not
+    at the multiplier's input; free, as the lane adder's input sits 3 advances in
+    anyway), ``add_stages``
     (None: the unit's default; 4 for a bfloat16/fp32 accumulator), ``add_input_reg`` (a
     register between the operand multiplexers and every adder, one more cycle of adder
     latency ``La``; None: on for bfloat16, whose adder's first stage is long, off for
@@ -241,6 +244,8 @@ class PEArray(wiring.Component):
             act_stages = 4 if bf else 5
         if act_stages not in (1, 2, 3, 4, 5):
             raise ValueError(f"PEArray: act_stages must be 1 .. 5, got {act_stages!r}")
+        if mul_stages is None:
+            mul_stages = 3
         if add_stages is None and bf and fmt.accumulate == "fp32":
             add_stages = 4
         self.fmt = fmt
