@@ -198,8 +198,8 @@ class ActivationCore(wiring.Component):
         fmt, wb, en = self.fmt, self.fmt.word_bits, self.en
         init = self.rom_init()
 
-        def reg(v, name):
-            r = Signal(Value.cast(v).shape(), name=name)
+        def reg(v, name):          # data beside the valid flags: no reset
+            r = Signal(Value.cast(v).shape(), name=name, reset_less=True)
             with m.If(en):
                 m.d.sync += r.eq(v)
             return r

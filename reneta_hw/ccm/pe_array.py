@@ -300,10 +300,11 @@ class PEArray(wiring.Component):
         en = Signal()
         accept = Signal()
 
-        def delay(v, n, name):
-            """``v`` delayed by ``n`` pipeline advances."""
+        def delay(v, n, name, data=False):
+            """``v`` delayed by ``n`` pipeline advances; ``data``: reset-less registers
+            (operands and results, meaningful only beside a valid beat in ``meta``)."""
             for k in range(n):
-                r = Signal.like(v, name=f"{name}_d{k + 1}")
+                r = Signal.like(v, name=f"{name}_d{k + 1}", reset_less=data)
                 with m.If(en):
                     m.d.sync += r.eq(v)
                 v = r
@@ -439,13 +440,13 @@ class PEArray(wiring.Component):
         def operand_register(rsel, zero, rd_data, adder_o, name, chain_src=None):
             """The operand register: +0 (``zero``), a CHAIN source, the memory output
             (registered) or a forwarded sum (``rsel``)."""
-            raw = delay(rd_data, 1, f"{name}_raw")
-            wb1 = delay(adder_o, 1, f"{name}_wb1")
-            wb2 = delay(wb1, 1, f"{name}_wb2")
+            raw = delay(rd_data, 1, f"{name}_raw", data=True)
+            wb1 = delay(adder_o, 1, f"{name}_wb1", data=True)
+            wb2 = delay(wb1, 1, f"{name}_wb2", data=True)
             src = Mux(rsel[1], Mux(rsel[0], wb2, wb1), Mux(rsel[0], adder_o, raw))
             if chain_src is not None:
                 src = Mux(chain, chain_src, src)
-            return delay(Mux(zero, ZERO, src), 1, f"{name}_rd")
+            return delay(Mux(zero, ZERO, src), 1, f"{name}_rd", data=True)
 
         B_PROD, B_IDENTITY, B_CHAIN = range(3)
 
@@ -471,7 +472,7 @@ class PEArray(wiring.Component):
             m.submodules[f"mul{p}"] = mul
             m.submodules[f"add{p}"] = add
             m.d.comb += [mul.en.eq(en), add.en.eq(en), mul.a.eq(pay.w[p]), mul.b.eq(pay.x[p])]
-            prod = delay(mul.o, P - Lm, f"prod{p}")
+            prod = delay(mul.o, P - Lm, f"prod{p}", data=True)
 
             lmem = Memory(shape=unsigned(accb), depth=self.lmem_depth, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"lmem{p}"] = lmem
@@ -491,7 +492,7 @@ class PEArray(wiring.Component):
             else:                               # ... or in registers
                 m.d.comb += rp.addr.eq(rd_addr(P - 3))
                 if skew >= 1:
-                    chain_src = delay(prod, skew - 1, f"skew{p}")
+                    chain_src = delay(prod, skew - 1, f"skew{p}", data=True)
             m.d.comb += [
                 wp.addr.eq(Mux(chain, sk, meta[Rp].addr)),
                 wp.data.eq(Mux(chain, prod, add.o)),
@@ -571,7 +572,7 @@ class PEArray(wiring.Component):
             drp.en.eq(en),
             drp.addr.eq(meta[W - 2].daddr),
         ]
-        drained = delay(drp.data, 1, "drained").word_select
+        drained = delay(drp.data, 1, "drained", data=True).word_select
         zero_word = int(fmt.to_word(np.int64(fmt.zero_acc)))
         # word register: drained words (or to_word(+0) with dzero) on a drain beat, else the
         # beat's own; selects computed one advance early, replicated per group of lanes
@@ -582,7 +583,7 @@ class PEArray(wiring.Component):
         for p in range(Np):
             sel = wsels[p * groups // Np]
             d = Mux(sel[1], zero_word, drained(p, fmt.word_bits))
-            act_in.append(delay(Mux(sel[0], d, words[p]), 1, f"word{p}"))
+            act_in.append(delay(Mux(sel[0], d, words[p]), 1, f"word{p}", data=True))
         res_t = delay(res0, Lt + 1, "res_t")
         act = ActivationCore(fmt, Np, Lact)
         m.submodules.act = act

@@ -83,7 +83,7 @@ class DMX(wiring.Component):
             self.stall_dram.eq(load & need_d & ~self.drow.valid),
             self.stall_smem.eq(load & ((need_s & ~self.srow.valid) | (need_x & ~self.xrow.valid))),
         ]
-        held = Signal(R)
+        held = Signal(R, reset_less=True)
         w = Signal(R)
         with m.Switch(c.w_src):
             with m.Case(WSrc.NEW):
@@ -101,7 +101,8 @@ class DMX(wiring.Component):
         m.d.comb += [cw.addr.eq(c.x_slot), cw.data.eq(self.xrow.payload),
                      cw.en.eq(take & c.x_wr), cr.addr.eq(c.x_slot)]
         x = Mux(c.x_rd, cr.data, x)
-        o = self.o.payload
+        o = Signal(self.o.payload.shape(), reset_less=True)     # data: only valid is reset
+        m.d.comb += self.o.payload.eq(o)
         with m.If(take & new):
             m.d.sync += held.eq(w)
         # the output register loads whenever it may (its valid says whether the load was a

@@ -25,6 +25,10 @@ SplitBuffer            1       valid, data, ready      wide fields ping-pong, th
 All of them move one item per cycle when neither side stalls (FIFOs from depth 3 buffered,
 depth 2 unbuffered), keep order, never drop or duplicate. A stage "cuts" a path when no
 combinational path crosses it (e.g. from ``o.ready`` to ``i.ready``).
+
+The stages' payload registers are reset-less: only flags and pointers are reset (a payload
+is never looked at without its valid), so the reset net reaches the control state only and
+not the thousands of data bits of a 16-PE design.
 """
 
 from __future__ import annotations
@@ -148,11 +152,13 @@ class PipelineRegister(_StreamStage):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
+        out_data = Signal(self.width, reset_less=True)
+        m.d.comb += [self.i.ready.eq(self.o.ready | ~self.o.valid),
+                     _bits(self.o.payload).eq(out_data)]
         with m.If(self.i.ready):
             m.d.sync += [
                 self.o.valid.eq(self.i.valid),
-                _bits(self.o.payload).eq(_bits(self.i.payload)),
+                out_data.eq(_bits(self.i.payload)),
             ]
         return m
 
@@ -174,9 +180,10 @@ class SkidBuffer(_StreamStage):
     def elaborate(self, platform):
         m = Module()
         skid_valid = Signal()
-        skid_data = Signal(self.width)
-        out_data = _bits(self.o.payload)
+        skid_data = Signal(self.width, reset_less=True)
+        out_data = Signal(self.width, reset_less=True)
         in_data = _bits(self.i.payload)
+        m.d.comb += _bits(self.o.payload).eq(out_data)
 
         m.d.comb += self.i.ready.eq(~skid_valid)
         load_out = ~self.o.valid | self.o.ready     # the output register may take a new item
@@ -214,7 +221,7 @@ class PingPongBuffer(_StreamStage):
 
     def elaborate(self, platform):
         m = Module()
-        entry = [Signal(self.width, name=f"entry{k}") for k in range(2)]
+        entry = [Signal(self.width, name=f"entry{k}", reset_less=True) for k in range(2)]
         full = [Signal(name=f"full{k}") for k in range(2)]
         wp = Signal()      # the entry the next item goes to
         rp = Signal()      # the entry ``o`` shows

@@ -176,7 +176,9 @@ class SharedMemory(wiring.Component):
         # the bank multiplexer works from those registers in the next cycle: a row is in
         # its response FIFO four cycles after the grant.
         # (from here on the names stand for the registered copies)
-        regs = [Signal.like(v) for v in (rd_addr, rd_en, rd_port, w_addr, w_mask, w_data, w_en)]
+        # (only the two enables are reset: the rest is data beside them)
+        regs = [Signal.like(v, reset_less=v is not rd_en and v is not w_en)
+                for v in (rd_addr, rd_en, rd_port, w_addr, w_mask, w_data, w_en)]
         m.d.sync += [q.eq(v) for q, v in zip(regs, (rd_addr, rd_en, rd_port, w_addr, w_mask,
                                                      w_data, w_en))]
         rd_addr, rd_en, rd_port, w_addr, w_mask, w_data, w_en = regs
@@ -205,7 +207,7 @@ class SharedMemory(wiring.Component):
                 rp.addr.eq(rd_addr[:lb]),
                 rp.en.eq(rd_en),
             ]
-            bank_q = Signal(cfg.row_bits, name=f"bank{k}_q")
+            bank_q = Signal(cfg.row_bits, name=f"bank{k}_q", reset_less=True)
             with m.If(rd_valid & (rd_bank == k)):
                 m.d.sync += bank_q.eq(rp.data)
             with m.If(rd_bank2 == k):
@@ -213,7 +215,7 @@ class SharedMemory(wiring.Component):
         for i, fifo in enumerate(fifos):
             m.d.comb += [fifo.w_data.eq(row), fifo.w_en.eq(rd_valid2 & (rd_port_q2 == i))]
         host_hit = rd_valid2 & (rd_port_q2 == self.read_ports)
-        held = Signal(cfg.row_bits)
+        held = Signal(cfg.row_bits, reset_less=True)
         with m.If(host_hit):
             m.d.sync += held.eq(row)
         m.d.comb += self.host.rdata.eq(Mux(host_hit, row, held))

@@ -116,7 +116,7 @@ class Unit(wiring.Component):
         for i, v in enumerate(values):
             v = Value.cast(v)
             if name in self._cuts:
-                r = Signal(v.shape(), name=f"{name}_r{i}")
+                r = Signal(v.shape(), name=f"{name}_r{i}", reset_less=True)   # data only
                 with m.If(self.en):
                     m.d.sync += r.eq(v)
             else:

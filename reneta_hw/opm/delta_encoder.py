@@ -149,23 +149,24 @@ class _Pipe:
         for k in names:
             self.v.pop(k, None)
 
-    def _reg(self, name, val):
+    def _reg(self, name, val, reset_less):
         if isinstance(val, int):
             return val
         if isinstance(val, (list, tuple)):
-            return [self._reg(f"{name}{i}", x) for i, x in enumerate(val)]
-        if isinstance(val, data.View):
-            sig = Signal(val.shape(), name=name)
-        else:
-            sig = Signal(Value.cast(val).shape(), name=name)
+            return [self._reg(f"{name}{i}", x, reset_less) for i, x in enumerate(val)]
+        shape = val.shape() if isinstance(val, data.View) else Value.cast(val).shape()
+        sig = Signal(shape, name=name, reset_less=reset_less)
         with self.m.If(self.en):
             self.m.d.sync += sig.eq(val)
         return sig
 
     def stage(self):
+        """Registers every value; only ``valid`` is reset (everything else is read beside
+        it, and a reset reaching every data bit would be a net of thousands of loads)."""
         self.history[self.n] = self.v
         self.n += 1
-        self.v = {k: self._reg(f"s{self.n}_{k}", val) for k, val in self.v.items()}
+        self.v = {k: self._reg(f"s{self.n}_{k}", val, k != "valid")
+                  for k, val in self.v.items()}
 
 
 # --- Δ units (per lane, inside the pipe) ---------------------------------------------------------
@@ -568,10 +569,10 @@ class DeltaEncoder(wiring.Component):
         }
         for k, (val, width) in s1.items():
             if isinstance(val, data.View):
-                sig = Signal(val.shape(), name=f"s1_{k}")
+                shape = val.shape()
             else:
                 shape = width if width is not None else Value.cast(val).shape()
-                sig = Signal(shape, name=f"s1_{k}")
+            sig = Signal(shape, name=f"s1_{k}", reset_less=k != "valid")
             with m.If(adv):
                 m.d.sync += sig.eq(val)
             p[k] = sig
@@ -675,7 +676,7 @@ class DeltaEncoder(wiring.Component):
         m.submodules.rowq = rowq = SyncFIFOBuffered(width=rentry.size, depth=self.out_depth)
         m.submodules.descq = descq = SyncFIFOBuffered(width=dentry.size, depth=self.out_depth)
         assert p.n == self.merge_stage, (p.n, self.merge_stage)
-        st_d = [Signal(wb + idx_bits, name=f"stage{y}") for y in range(P)]
+        st_d = [Signal(wb + idx_bits, name=f"stage{y}", reset_less=True) for y in range(P)]
         st_mask = Signal(P)
         st_any = Signal()                 # = (st_mask != 0), kept as a register
         phase = Signal()
