@@ -330,6 +330,12 @@ def cmd_synth(args) -> int:
     if rep.get("critical_path") and rep.get("fmax_mhz") and rep.get("freq_target_mhz") \
             and rep["fmax_mhz"] < rep["freq_target_mhz"]:
         print("critical path:\n  " + "\n  ".join(rep["critical_path"][:12]))
+    late = rep.get("failing_endpoints")
+    if late and late["count"]:
+        print(f"{late['count']} endpoint(s) later than {late['period_ns']} ns "
+              f"({late['target_mhz']:g} MHz), by block (endpoints, worst arrival):")
+        for block, n, worst in late["by_block"]:
+            print(f"  {n:6d}  {worst:6.2f} ns  {block}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rep, indent=1, sort_keys=True))

@@ -146,6 +146,12 @@ def write_report(out: Path, summary: dict, rows: list) -> dict[str, Path]:
                   + (" (cached)" if syn.get("cached") else ""), ""]
         if syn.get("critical_path"):
             lines += ["Critical path:", "", "```", *syn["critical_path"][:12], "```", ""]
+        late = syn.get("failing_endpoints")
+        if late and late["count"]:
+            lines += [f"{late['count']} endpoints later than {late['period_ns']} ns "
+                      f"({late['target_mhz']:g} MHz):", "",
+                      "| block | endpoints | worst arrival (ns) |", "|---|---|---|",
+                      *[f"| {b} | {n} | {w} |" for b, n, w in late["by_block"]], ""]
     else:
         lines += [f"Synthesis: {s.get('synth_note') or 'skipped'}", ""]
     if png:

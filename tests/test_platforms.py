@@ -75,6 +75,44 @@ def test_ecp5_several_seeds_report_the_fastest(tmp_path):
             synth_target(AcceleratorConfig(), "ecp5", "25k", **bad)
 
 
+def test_failing_endpoints_are_grouped_by_block(tmp_path):
+    """Above the design's Fmax, the endpoints whose data arrive after the period are counted
+    per block (the accumulators, their product registers, the memory's output register);
+    below it there are none."""
+    fast = synth_target(MulAcc(lanes=2), "ecp5", "25k", freq_mhz=400, workdir=tmp_path / "a")
+    late = fast["failing_endpoints"]
+    assert late["target_mhz"] == 400 and late["period_ns"] == 2.5 and late["count"] > 0
+    blocks = {b: (n, worst) for b, n, worst in late["by_block"]}
+    assert set(blocks) <= {"p", "acc__#", "q"} and "acc__#" in blocks
+    assert sum(n for n, _ in blocks.values()) == late["count"]
+    assert all(worst > 2.5 for _, worst in blocks.values())
+    slow = synth_target(MulAcc(lanes=2), "ecp5", "25k", freq_mhz=50, workdir=tmp_path / "b")
+    assert slow["failing_endpoints"] == {"target_mhz": 50, "period_ns": 20.0, "count": 0,
+                                         "by_block": []}
+
+
+def test_failing_endpoint_report_from_nextpnr_json():
+    """`_failing_endpoints` on a hand-made report: one count per endpoint pin (a pin on two
+    nets counts once, at its latest arrival), blocks ranked by count, suffixes stripped."""
+    from platforms.synth import _block_of, _failing_endpoints
+    ep = lambda cell, port, d: {"cell": cell, "port": port, "delay": [d / 2, d]}
+    report = {"fmax": {"clk": {"achieved": 90.0, "constraint": 100.0}},
+              "detailed_net_timings": [
+                  {"net": "n1", "endpoints": [
+                      ep("dut.core.pe.mul12.prod_r0_TRELLIS_FF_Q_3", "DI", 11.5),
+                      ep("dut.core.pe.mul3.in_r1_TRELLIS_FF_Q", "CE", 10.2),
+                      ep("dut.core.smem.bank0_q_TRELLIS_FF_Q_7", "DI", 9.9)]},
+                  {"net": "n2", "endpoints": [
+                      ep("dut.core.pe.mul12.prod_r0_TRELLIS_FF_Q_3", "DI", 12.0),
+                      ep("dut.core.rd.buf.storage.0.8$RAMW", "WRE", 10.5)]}]}
+    got = _failing_endpoints(report)
+    assert got == {"target_mhz": 100.0, "period_ns": 10.0, "count": 3,
+                   "by_block": [["core.pe.mul#", 2, 12.0], ["core.rd.buf", 1, 10.5]]}
+    assert _block_of("dut.core.delta.enc.s9_valid_LUT4_C_Z") == "core.delta.enc"
+    assert _failing_endpoints({"fmax": {}, "detailed_net_timings": []}) is None
+    assert _failing_endpoints({"fmax": {"clk": {"constraint": 100.0}}}) is None
+
+
 def test_ecp5_classic_abc_fallback_flow(tmp_path):
     """The ABC9 workaround's three-part flow gives a complete netlist."""
     rep = synth_target(MulAcc(), "ecp5", "25k", pnr=False, mapper="abc", workdir=tmp_path)
