@@ -573,8 +573,8 @@ def _assemble(points, units, results, opts: SweepOptions) -> list[dict]:
         syn = got["synth"].get("result") or {}
         for k in ("luts", "ffs", "dsps", "brams", "lutrams", "fmax_mhz"):
             row[k] = syn.get(k)
-        for k in ("fits", "over", "io_wrapper_ffs", "seed", "fmax_median_mhz"):
-            # `synth_target`'s extras, if any
+        extras = ("fits", "over", "io_wrapper_ffs", "seed", "fmax_median_mhz")
+        for k in extras:                                  # `synth_target`'s, if any
             if k in syn:
                 row[k] = syn[k]
         row["synth_s"] = got["synth"].get("seconds")

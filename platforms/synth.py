@@ -448,8 +448,9 @@ def _failing_endpoints(report: dict, limit: int = 12) -> dict | None:
                 late[key] = max(late.get(key, 0.0), arrival)
     blocks = {}
     for (cell, _), arrival in late.items():
-        count, worst = blocks.get(_block_of(cell), (0, 0.0))
-        blocks[_block_of(cell)] = (count + 1, max(worst, arrival))
+        block = _block_of(cell)
+        count, worst = blocks.get(block, (0, 0.0))
+        blocks[block] = (count + 1, max(worst, arrival))
     ranked = sorted(blocks.items(), key=lambda kv: (-kv[1][0], kv[0]))
     return {"target_mhz": max(targets), "period_ns": round(period, 3), "count": len(late),
             "by_block": [[b, n, round(w, 2)] for b, (n, w) in ranked[:limit]]}
