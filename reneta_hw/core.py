@@ -278,9 +278,10 @@ class RenetaCore(wiring.Component):
         spm_hz = spm.read_port(domain="sync")
         m.d.comb += [spm_hz.addr.eq(hz.spm_addr), spm_hz.en.eq(hz.spm_en),
                      hz.spm_data.eq(spm_hz.data)]
-        # instructions enter through a skid register: the intake's acceptance (hazards, queue
-        # room, DELTA's idle rule) stays out of the controller's queue logic
-        m.submodules.instr_reg = instr_reg = SkidBuffer(instruction_layout(cfg))
+        # instructions enter through a two-entry buffer: the intake's acceptance (hazards,
+        # queue room, DELTA's idle rule) stays out of the controller's queue logic, and
+        # (ping-pong) off the clock enables of the instruction bits
+        m.submodules.instr_reg = instr_reg = PingPongBuffer(instruction_layout(cfg))
         wiring.connect(m, wiring.flipped(self.instr), instr_reg.i)
         wiring.connect(m, instr_reg.o, hz.i)
         ins = hz.o.payload

@@ -57,7 +57,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from reneta_hw.mem.fifo import SkidBuffer
+from reneta_hw.mem.fifo import PingPongFIFO, SkidBuffer
 
 from .axi import (BOUNDARY, CACHE_NORMAL_BUFFERABLE, MAX_BURST_BEATS, Axi4Signature, Burst,
                   check_widths, size_code)
@@ -368,7 +368,8 @@ class AxiReadMaster(wiring.Component):
         m.d.comb += [addrs.w_data.eq(split.o.payload.addr), addrs.w_en.eq(ar_hs)]
 
         # --- R: into the data FIFO (space reserved, so always ready) ---------------------
-        m.submodules.buf = buf = SyncFIFOBuffered(width=self.data_width, depth=self.buffer_beats)
+        # a ping-pong head: the consumer's ready reaches its flags, not the data registers
+        m.submodules.buf = buf = PingPongFIFO(self.data_width, self.buffer_beats)
         r_hs = Signal()
         m.d.comb += [
             r.rready.eq(buf.w_rdy),

@@ -7,7 +7,7 @@ why it stopped on an error, and measure what happened (cycles, MAC beats, stalls
 
 Pipeline: ``push`` (from the register file's INSTR window, or from the DRAM instruction
 fetcher `reneta_hw.ctrl.fetch.InstructionFetcher`: the top level merges both) -> ``StreamFIFO`` (``cfg.instr_queue_depth``
-instructions) -> `InstructionChecker` (4 cycles) -> ``SkidBuffer`` (cuts the core's ready
+instructions) -> `InstructionChecker` (4 cycles) -> ``PingPongBuffer`` (cuts the core's ready
 off the checker's stall enable) -> issue stage -> ``core_instr``. From a push into an empty
 queue to the core: 8 cycles; then one instruction per cycle while the core takes them.
 
@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from ..isa import instruction_layout
-from ..mem.fifo import SkidBuffer, StreamFIFO
+from ..mem.fifo import PingPongBuffer, StreamFIFO
 from .checker import InstructionChecker, checked_layout
 from .interfaces import events_layout
 
@@ -114,8 +114,9 @@ class Controller(wiring.Component):
         lay = instruction_layout(cfg)
         m.submodules.queue = q = StreamFIFO(lay.size, cfg.instr_queue_depth)
         m.submodules.checker = chk = InstructionChecker(cfg)
-        # the skid buffer keeps the core's ready off the checker's global stall enable
-        m.submodules.skid = skid = SkidBuffer(checked_layout(cfg))
+        # a two-entry buffer keeps the core's ready off the checker's global stall enable;
+        # ping-pong, so that ready reaches its pointer and flags, not the instruction bits
+        m.submodules.skid = skid = PingPongBuffer(checked_layout(cfg))
         wiring.connect(m, chk.o, skid.i)
         m.d.comb += [
             q.i.payload.eq(self.push.payload), q.i.valid.eq(self.push.valid),

@@ -108,12 +108,15 @@ class DeltaProc(wiring.Component):
         desc_k = Signal(cfg.cnt_bits + 1)         # descriptors written
         with m.Switch(state):
             with m.Case(idle):
+                # the registers follow the offered instruction while idle (nothing reads
+                # them then), so their clock enables hang on ``state`` alone, not on
+                # ``instr.valid`` (the end of the core's intake logic)
+                m.d.sync += [cur.eq(ins), pos.eq(0), cmd_k.eq(0), req_t.eq(0),
+                             req_b.eq(0), req_row.eq(ins.t), req_tbase.eq(ins.t),
+                             desc_k.eq(0),
+                             blocks_m1.eq((ins.n1 - 1) >> lg)]
                 with m.If(self.instr.valid):
-                    m.d.sync += [cur.eq(ins), pos.eq(0), cmd_k.eq(0), req_t.eq(0),
-                                 req_b.eq(0), req_row.eq(ins.t), req_tbase.eq(ins.t),
-                                 desc_k.eq(0),
-                                 blocks_m1.eq((ins.n1 - 1) >> lg),
-                                 state.eq(Mux(ins.t == 0, run, head)), self.busy.eq(1)]
+                    m.d.sync += [state.eq(Mux(ins.t == 0, run, head)), self.busy.eq(1)]
             with m.Case(head):
                 m.d.comb += [self.spm_re.eq(1),
                              self.spm_raddr.eq(cur.spm_addr + cur.t - 1)]
