@@ -189,7 +189,8 @@ class PEArray(wiring.Component):
     `reneta_hw.ccm.report`): ``mul_stages`` (None: 3, operand registers right at the
     multiplier block, so the long route from the beat buffer ends at a flip-flop and not
     at the multiplier's input; free, as the lane adder's input sits 3 advances in
-    anyway), ``add_stages``
+    anyway; for ECP5 they are the MULT18X18D's own, see `reneta_hw.numeric.ecp5_dsp`),
+    ``add_stages``
     (None: the unit's default; 4 for a bfloat16/fp32 accumulator), ``add_input_reg`` (a
     register between the operand multiplexers and every adder, one more cycle of adder
     latency ``La``; None: on for bfloat16, whose adder's first stage is long, off for
