@@ -9,7 +9,8 @@
 """
 
 from .bram import SimpleDualPortRAM, SinglePortRAM
-from .fifo import PingPongBuffer, PingPongFIFO, PipelineRegister, SkidBuffer, SplitBuffer, StreamFIFO
+from .fifo import (PingPongBuffer, PingPongFIFO, PipelineRegister, SkidBuffer, SplitBuffer,
+                   StreamFIFO)
 
 __all__ = ["SimpleDualPortRAM", "SinglePortRAM", "StreamFIFO", "PipelineRegister", "SkidBuffer",
            "PingPongBuffer", "PingPongFIFO", "SplitBuffer"]

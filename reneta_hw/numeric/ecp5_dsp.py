@@ -15,8 +15,9 @@ so a unit that uses them is cycle-exact with its generic form.
 Only elaboration for ECP5 uses this: a platform says so by being an amaranth-boards
 ECP5 platform or by carrying ``reneta_ecp5_dsp = True`` (see `Ecp5SynthHints`, which the
 out-of-context ECP5 flow passes). Simulation and the emitted Verilog use the generic
-``*``; `tests/test_ecp5_dsp.py` runs this instance against the format's reference
-through a behavioural model of the block (`ECP5_MULT18X18D_MODEL`).
+``*``; ``tests/test_units_fixed.py`` runs the ECP5 elaboration under Verilator against
+the format's reference, through a behavioural model of the block
+(`ECP5_MULT18X18D_MODEL`).
 """
 
 from __future__ import annotations
