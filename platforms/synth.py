@@ -141,6 +141,13 @@ def rtlil_no_rw_check(text: str) -> str:
     return "".join(out)
 
 
+def _to_rtlil(design, name: str, platform=None) -> str:
+    """The RTLIL that synthesis reads: ``design`` elaborated for ``platform`` (see
+    `Ecp5SynthHints`), without read-during-write checks (`rtlil_no_rw_check`)."""
+    return rtlil_no_rw_check(rtlil.convert(design, name=name, platform=platform,
+                                           emit_src=False))
+
+
 @contextlib.contextmanager
 def _design_dir(design, name: str, workdir, platform=None):
     """A working directory holding ``top.il`` (a temporary one unless ``workdir`` is given);
@@ -150,8 +157,7 @@ def _design_dir(design, name: str, workdir, platform=None):
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="reneta-synth-"))
         wd = Path(workdir)
         wd.mkdir(parents=True, exist_ok=True)
-        (wd / "top.il").write_text(rtlil_no_rw_check(
-            rtlil.convert(design, name=name, platform=platform, emit_src=False)))
+        (wd / "top.il").write_text(_to_rtlil(design, name, platform))
         yield wd
 
 
@@ -662,9 +668,7 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     elif target == "ice40":
         wrapper_ffs = _port_bits(design)
         wrapped = _io_serialized(design)
-    platform = Ecp5SynthHints() if target == "ecp5" else None
-    il = rtlil_no_rw_check(rtlil.convert(wrapped, name=name, platform=platform,
-                                         emit_src=False))
+    il = _to_rtlil(wrapped, name, Ecp5SynthHints() if target == "ecp5" else None)
     tools = _tool_versions()
     options = {"target": target, "device": dev.name, "pnr": bool(pnr and target != "xc7"),
                "freq_mhz": freq, "registered": registered, "seed": seed, "name": name,

@@ -124,7 +124,7 @@ class SharedMemory(wiring.Component):
             # Credits allow resp_depth rows in the FIFO, which always takes that many (its
             # RAM part alone holds them). Its ping-pong head keeps the reader's ready off
             # the row registers.
-            fifo = PingPongFIFO(cfg.row_bits, max(self.resp_depth[i], 2))
+            fifo = PingPongFIFO(cfg.row_bits, self.resp_depth[i])
             m.submodules[f"resp{i}"] = fifo
             fifos.append(fifo)
             cnt = Signal(range(self.resp_depth[i] + 1), name=f"credit{i}")
