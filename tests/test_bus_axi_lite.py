@@ -229,7 +229,7 @@ def test_one_transaction_per_cycle_when_nothing_stalls():
 
     simulate(dut, drive, deadline_cycles=200)
     assert seen["b"] == list(range(2, 2 + n))
-    assert seen["r"] == list(range(2, 2 + n))
+    assert seen["r"] == list(range(3, 3 + n))          # address, sample, R register
 
 
 def test_port_directions_and_register_map():

@@ -39,8 +39,9 @@ empties). Unmapped addresses answer SLVERR (reads return 0), as do writes to ``r
 registers. Address bits below the bus width are ignored (the word containing the address is
 accessed).
 
-Latency: ``RVALID`` comes 2 cycles after the AR handshake (address held, then data
-registered); ``BVALID`` comes 2 cycles after the later of the AW and W handshakes (for a push:
+Latency: ``RVALID`` comes 3 cycles after the AR handshake (address held, the addressed
+group of eight words sampled, then the word registered); the registers are read at the
+sampling edge; ``BVALID`` comes 2 cycles after the later of the AW and W handshakes (for a push:
 once the stream is ready); ``rw``/``pulse`` outputs change at the edge that raises BVALID.
 """
 
@@ -128,6 +129,9 @@ class AxiLiteRegisters(wiring.Component):
     Ports: ``bus`` (In `AxiLiteSignature`) and the per-register ports listed above.
     ``addr_width`` (default 12) and ``data_width`` (32 or 64) size the bus.
     """
+
+    #: a read samples the words of ``2**READ_GROUP_BITS`` slots per group into registers
+    READ_GROUP_BITS = 3
 
     def __init__(self, registers, *, addr_width: int = 12, data_width: int = 32):
         check_widths(data_width, addr_width, lite=True)
@@ -306,27 +310,41 @@ class AxiLiteRegisters(wiring.Component):
                 m.d.sync += v.eq((v & ~w1c_clear[reg.name]) | getattr(self, reg.name + "_set"))
 
         # ---------------- read path ----------------
+        # three registers in a row: the held address (AR), the read sample (the words of
+        # the addressed group of ``READ_GROUP`` slots, taken from every group at once), and
+        # the R register (the group's word picked out). The read values come from all over
+        # the design; the sample puts one small multiplexer between each of them and a
+        # flip-flop, and the wide part of the tree starts at flip-flops beside the bus.
         ar_full = Signal()
         ar_addr = Signal(self.addr_width)
+        smp_full = Signal()
         rvalid = Signal()
         rdata = Signal(dw)
         rresp = Signal(2)
-        r_go = Signal()           # the held read is answered this cycle
+        r_go = Signal()           # the sample moves into the R register this cycle
+        take = Signal()           # the held read is sampled this cycle
         m.d.comb += [
-            r_go.eq(ar_full & ~self.read_hold & (~rvalid | bus.r.rready)),
-            bus.ar.arready.eq(~ar_full | r_go),
+            r_go.eq(smp_full & (~rvalid | bus.r.rready)),
+            take.eq(ar_full & ~self.read_hold & (~smp_full | r_go)),
+            bus.ar.arready.eq(~ar_full | take),
             bus.r.rvalid.eq(rvalid),
             bus.r.rdata.eq(rdata),
             bus.r.rresp.eq(rresp),
         ]
         with m.If(bus.ar.arvalid & bus.ar.arready):
             m.d.sync += [ar_full.eq(1), ar_addr.eq(bus.ar.araddr)]
-        with m.Elif(r_go):
+        with m.Elif(take):
             m.d.sync += ar_full.eq(0)
-        with m.If(rvalid & bus.r.rready):
+        with m.If(take):
+            m.d.sync += smp_full.eq(1)
+        with m.Elif(r_go):
+            m.d.sync += smp_full.eq(0)
+        with m.If(r_go):
+            m.d.sync += rvalid.eq(1)
+        with m.Elif(rvalid & bus.r.rready):
             m.d.sync += rvalid.eq(0)
-        # read mux: a table of every word slot up to the highest mapped one (unmapped slots are
-        # constant 0, which synthesis folds), indexed with word_select: a balanced mux tree
+        # a table of every word slot up to the highest mapped one (unmapped slots are
+        # constant 0, which synthesis folds), cut into groups of READ_GROUP slots
         n_slots = max(self._words) + 1
         k = max(1, (n_slots - 1).bit_length())
         slots = []
@@ -343,15 +361,24 @@ class AxiLiteRegisters(wiring.Component):
         mapped = Const(sum(1 << w for w in self._words), 1 << k)
         r_word = ar_addr[lb:]
         r_idx = r_word[:k]
-        r_hit = Signal()
+        hit = mapped.bit_select(r_idx, 1)
         if len(r_word) > k:
-            m.d.comb += r_hit.eq((r_word[k:] == 0) & mapped.bit_select(r_idx, 1))
-        else:
-            m.d.comb += r_hit.eq(mapped.bit_select(r_idx, 1))
+            hit = hit & (r_word[k:] == 0)
+        gk = min(k, self.READ_GROUP_BITS)
+        groups = [slots[g:g + (1 << gk)] for g in range(0, len(slots), 1 << gk)]
+        sample = [Signal(dw, name=f"read_sample{j}", reset_less=True) for j in range(len(groups))]
+        smp_group = Signal(max(k - gk, 1))
+        smp_hit = Signal()
+        with m.If(take):
+            m.d.sync += [smp_group.eq(r_idx[gk:]), smp_hit.eq(hit)]
+            for j, grp in enumerate(groups):
+                if any(not isinstance(v, Const) for v in grp):
+                    m.d.sync += sample[j].eq(_mux_tree(grp, r_idx[:gk]))
+        sampled = [sample[j] if any(not isinstance(v, Const) for v in grp) else Const(0, dw)
+                   for j, grp in enumerate(groups)]
         with m.If(r_go):
             m.d.sync += [
-                rvalid.eq(1),
-                rdata.eq(Mux(r_hit, _mux_tree(slots, r_idx), 0)),
-                rresp.eq(Mux(r_hit, Resp.OKAY, Resp.SLVERR)),
+                rdata.eq(Mux(smp_hit, _mux_tree(sampled, smp_group[:max(k - gk, 0)]), 0)),
+                rresp.eq(Mux(smp_hit, Resp.OKAY, Resp.SLVERR)),
             ]
         return m

@@ -64,7 +64,8 @@ valid lanes when ``clear``) and Kogge-Stone prefix count of the idle lanes -> li
 (position, descriptor head/count) and a compaction network (log2 Np levels: each fired lane
 moves down by the number of idle lanes below it, LSB first, conflict-free) -> rotation by the
 current lane (log2 Np levels) -> merge into a one-row staging buffer, emitting full and final
-rows into a row queue and descriptors into a descriptor queue (``out_depth`` entries each) ->
+rows (through a register) into a row queue and descriptors into a descriptor queue
+(``out_depth`` entries each) ->
 ``o_rows``/``o_desc``. ``levels_per_stage`` network levels sit between registers. Resources
 grow as ``Np log Np`` (the two networks); the x̂ memory is one block RAM row per beat.
 """
@@ -426,7 +427,7 @@ class DeltaEncoder(wiring.Component):
     Parameters: ``cfg`` (`AcceleratorConfig`: num_pe, fmt, max_n, smem_depth, cfg_fifo_depth),
     ``xhat_regions`` (x̂ memory rows = ``xhat_regions * max_n / num_pe``, >= 1),
     ``num_cursors`` (list cursors, >= 1), ``out_depth`` (entries of the row queue and of the
-    descriptor queue, >= 3; >= 5 keeps one row per cycle), ``levels_per_stage`` (network
+    descriptor queue, >= 3; >= 6 keeps one row per cycle), ``levels_per_stage`` (network
     levels between pipeline registers, >= 1), ``xhat_ram_style`` (``"block"``: the x̂ memory
     in block RAM, ``"distributed"``: LUT RAM, ``None``: the tools choose).
 
@@ -479,8 +480,8 @@ class DeltaEncoder(wiring.Component):
         #: pipeline stage that merges beats into rows and writes the output queues
         self.merge_stage = self.write_stage + 3 * net
         #: cycles from a beat's handshake on ``i`` to the handshake of the row it completes on
-        #: ``o_rows`` when nothing stalls (the output queue adds two)
-        self.latency = self.merge_stage + 2
+        #: ``o_rows`` when nothing stalls (the row register and the output queue add three)
+        self.latency = self.merge_stage + 3
 
     @staticmethod
     def _validate(cfg, **params):
@@ -714,7 +715,11 @@ class DeltaEncoder(wiring.Component):
         need2_n = nv["valid"] & ewrap_n & nv["last"] & nv["remainder"]
         push_row_n = nv["valid"] & (ewrap_n | (nv["last"] & (st_any_n | (nv["any"] & ~phase_n))))
         push_desc_n = nv["valid"] & nv["last"] & ~need2_n
-        room_rows = (rowq.level + (push_row & step)) <= self.out_depth - 2
+        # a row pushed now is written into the queue a cycle later (``row_w``), so the room
+        # check counts that pending write too
+        row_w_valid = Signal()
+        row_w_data = Signal(rentry.size, reset_less=True)
+        room_rows = (rowq.level + row_w_valid + (push_row & step)) <= self.out_depth - 2
         room_desc = (descq.level + (push_desc & step)) <= self.out_depth - 2
         go_n = (~push_row_n | room_rows) & (~push_desc_n | room_desc)
         m.d.sync += [go.eq(go_n), adv.eq(~nv["valid"] | (go_n & ~need2_n)),
@@ -733,8 +738,11 @@ class DeltaEncoder(wiring.Component):
         for y in range(P):
             dy = Mux(sel_now[y], p["cd"][y], st_d[y])
             m.d.comb += [re.value[y].eq(dy[:wb]), re.index[y].eq(dy[wb:])]
+        # the row is registered before the queue's LUT RAM: its write port then starts at a
+        # register instead of at the merge multiplexers
+        m.d.sync += [row_w_valid.eq(push_row & step), row_w_data.eq(re.as_value())]
         m.d.comb += [
-            rowq.w_data.eq(re.as_value()), rowq.w_en.eq(push_row & step),
+            rowq.w_data.eq(row_w_data), rowq.w_en.eq(row_w_valid),
             descq.w_data.eq(de.as_value()), descq.w_en.eq(push_desc & step),
         ]
         with m.If(step):
