@@ -289,12 +289,17 @@ class RenetaCore(wiring.Component):
         is_sparse = (p == Proc.MxV_SP) | (p == Proc.MTxV_SP) | (p == Proc.VXV_SP)
         in_flight = Signal(range(64))
         # "fewer than 60 in flight", kept as a register from the next count: the intake's
-        # ready starts at a flip-flop, not at the count's adder (the write-back's
-        # ``retired`` comes from across the array)
+        # ready starts at a flip-flop, not at the count's adder
         room = Signal(init=1)
+        # the write-back's ``retired`` (its handshake logic, from across the array) lands in
+        # a flip-flop before it reaches the count and the controller
+        wb_retired = Signal()
+        m.d.sync += wb_retired.eq(wb.retired)
 
         ins_q = fifo("ins_q", instruction_layout(cfg), 2, buffered=False)
-        job_q = fifo("job_q", instruction_layout(cfg), 4, buffered=False)
+        # buffered: the list reader addresses the SPM straight from the job (its output
+        # register), not through the LUT RAM read of an unbuffered queue
+        job_q = fifo("job_q", instruction_layout(cfg), 4)
         accept = Signal()
         idle = Signal(init=1)
         m.d.comb += [
@@ -315,7 +320,7 @@ class RenetaCore(wiring.Component):
                     & ~smem.write_pending & (wdat_q.level == 0))
         m.d.sync += idle.eq(idle_now & ~accept)
         in_flight_next = Signal.like(in_flight)
-        m.d.comb += in_flight_next.eq(in_flight + (accept & (p != Proc.DELTA)) - wb.retired)
+        m.d.comb += in_flight_next.eq(in_flight + (accept & (p != Proc.DELTA)) - wb_retired)
         m.d.sync += [in_flight.eq(in_flight_next), room.eq(in_flight_next < 60)]
         m.d.comb += hz.idle.eq(idle)
 
@@ -341,7 +346,7 @@ class RenetaCore(wiring.Component):
                 m.d.sync += jt.eq(jt + 1)
 
         # --- status, errors, events ---------------------------------------------------------
-        m.d.comb += [self.idle.eq(idle), self.retired.eq(wb.retired | dp.done),
+        m.d.comb += [self.idle.eq(idle), self.retired.eq(wb_retired | dp.done),
                      rd.error_clear.eq(self.error_clear), wr.error_clear.eq(self.error_clear)]
         with m.If(self.error_clear):
             m.d.sync += [self.error.eq(0), self.error_code.eq(0)]
