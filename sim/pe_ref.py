@@ -19,7 +19,7 @@ A beat is a dict (the same keys as the gateware's input payload)::
 * ``CHAIN``: ``s = (((+0 ⊕ w0⊗x0) ⊕ w1⊗x1) ... ⊕ w(Np-1)⊗x(Np-1))``, then
   ``racc[addr] = (first ? +0 : racc[addr]) ⊕ s`` (with ``zero``: ``first ? +0 :
   racc[addr]``, no ``s``). On ``last`` the result is ``apply_func(func,
-  to_word(racc[addr]))`` in lane 0; the other lanes are 0.
+  to_word(racc[addr]))`` in every lane.
 
 Optional keys ``drain``, ``daddr``, ``dzero`` (a PARALLEL beat without ``last``): before
 the beat's own accumulation, ``acc[daddr]`` (``+0`` with ``dzero``) is read out as a
@@ -150,7 +150,7 @@ class PEArrayRef:
         if not b["last"]:
             return None
         out = int(apply_func(f, b["func"], f.to_word(self.racc[a])))
-        return {"mode": CHAIN, "addr": a, "data": (out,) + (0,) * (self.num_pe - 1)}
+        return {"mode": CHAIN, "addr": a, "data": (out,) * self.num_pe}
 
     def run(self, beats) -> list:
         """Results of a beat sequence, in order."""

@@ -558,13 +558,14 @@ def _handshake_monitor(dut, log):
     return monitor
 
 
-@pytest.mark.parametrize("name", ["q88", "bf16"])
-def test_encoder_one_beat_per_cycle(name):
+@pytest.mark.parametrize("name,out_depth", [("q88", 8), ("bf16", 8), ("q88", 6)])
+def test_encoder_one_beat_per_cycle(name, out_depth):
     """No stalls: back-to-back vectors (alternating x̂ regions), one beat per cycle;
-    all lanes fire and rows align, so one row per cycle comes out as well."""
+    all lanes fire and rows align, so one row per cycle comes out as well (from
+    ``out_depth`` 6 on, as documented)."""
     fmt = FORMATS[name]
     P = 4
-    dut = DeltaEncoder(cfg_for(fmt, P, 16))
+    dut = DeltaEncoder(cfg_for(fmt, P, 16), out_depth=out_depth)
     rng = np.random.default_rng(1)
     neg = int(fmt.encode(-1.0))
     cmds = [DeltaCommand(n=16, theta=neg, cursor=t % 2, cont=t >= 2, xhat_base=4 * (t % 2),

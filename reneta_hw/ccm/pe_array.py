@@ -26,7 +26,8 @@ Input stream ``i``, one beat per cycle (`pe_in_layout`)::
 * ``CHAIN`` (MTxV): ``s = (((+0 ⊕ w0⊗x0) ⊕ w1⊗x1) ... ⊕ w(Np-1)⊗x(Np-1))`` left to
   right through the lane adders (a skewed pipeline, still one beat per cycle), then the
   reduction lane ``racc[addr] = (first ? +0 : racc[addr]) ⊕ s``; on ``last`` the output
-  carries ``apply_func(to_word(racc[addr]))`` in lane 0 and 0 in the other lanes.
+  carries ``apply_func(to_word(racc[addr]))`` in every lane (a single-lane write-back takes
+  it from the lane it writes, with no multiplexer of its own).
 
 * drain (a PARALLEL beat without ``last``): besides its own accumulation, the beat reads
   ``acc[daddr]`` as it was before the beat (``+0`` with ``dzero``) and emits
@@ -72,7 +73,7 @@ Structure (positions = pipeline advances after the beat is accepted; ``Lm``, ``L
 * result: the lane (or reduction) adder output -> to_word -> a word register (which
   takes the drained words on a drain beat) -> `ActivationCore` -> a two-entry output
   buffer (`PingPongBuffer`). A CHAIN result goes through lane 0's to_word and
-  activation.
+  activation, and is copied into every lane in front of the output buffer.
 
 Stall-everything: every register, unit and memory port advances together on ``en``,
 which is the output buffer's "write entry empty" flag, itself a register: the consumer's
@@ -594,7 +595,7 @@ class PEArray(wiring.Component):
         final = Signal(pe_out_layout(fmt, Np, self.lmem_depth), name="final")
         for p in range(Np):
             v = act.o[p]
-            m.d.comb += final.data[p].eq(v if p == 0 else Mux(res_e.chain, 0, v))
+            m.d.comb += final.data[p].eq(v if p == 0 else Mux(res_e.chain, act.o[0], v))
         m.d.comb += [final.mode.eq(Mux(res_e.chain, PEMode.CHAIN, PEMode.PARALLEL)),
                      final.addr.eq(res_e.addr)]
 

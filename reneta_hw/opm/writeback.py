@@ -11,15 +11,16 @@ descriptor with ``retire`` is done.
 Ports: ``res`` (In, PE-array output), ``wb`` (In, descriptors), ``smem_w`` (Out, SMEM write:
 addr, mask, data), ``dreq`` (Out, `read_request_layout`: one row) and ``ddata`` (Out,
 `write_row_layout` with one strobe bit per word) to the write master, ``retired``,
-``stall`` (a result waits for a write port). Single-lane results (CHAIN mode, word in lane
-0) are replicated to every lane and written with one lane's mask/strobe. One result per
+``stall`` (a result waits for a write port). Single-lane results (CHAIN mode: the PE array
+gives the word in every lane) are written with one lane's mask/strobe; the rows go out as
+the PE array gives them, with no multiplexer between its output buffer and the writes. One result per
 cycle; no latency of its own (the handshakes are combinational; put FIFOs before the
 write master).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,11 +53,10 @@ class WriteBack(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        Np, W = cfg.num_pe, cfg.word_bits
+        Np = cfg.num_pe
         d = self.wb.payload
         res = self.res.payload
-        word0 = res.data[0]
-        row = Mux(d.single, Cat(*([word0] * Np)), Cat(*[res.data[p] for p in range(Np)]))
+        row = Cat(*[res.data[p] for p in range(Np)])
         mask = Mux(d.single, Const(1, Np) << d.lane, Const((1 << Np) - 1, Np))
         have = self.wb.valid & (~d.result | self.res.valid)
         ports_ok = ((~d.dst0 | self.smem_w.ready)
