@@ -154,6 +154,26 @@ def test_random_register_traffic(seed, push_stall):
     run_traffic(gen_ops(random.Random(seed), 60), push_stall, seed)
 
 
+@pytest.mark.parametrize("regs", [
+    [Register("only", 0x00, "rw", 32, init=0x1234)],                       # one slot
+    [Register(f"r{i}", 8 * i, "rw", 32, init=0x100 + i) for i in range(20)],  # 5 groups
+], ids=["one_slot", "sparse_40_slots"])
+def test_read_path_sizes(regs):
+    """The read sample works for a map of one slot (one group, no group select) and for
+    a sparse map of many groups, some of them unmapped only."""
+    dut = AxiLiteRegisters(regs, addr_width=10)
+    model = Model(regs)
+    addrs = sorted(model.word) + [4, 8 * len(regs) + 4, 0x3FC]
+    got = []
+
+    async def host(ctx):
+        for a in addrs:
+            got.append(await axil_read(ctx, dut.bus, a))
+
+    simulate(dut, host, deadline_cycles=2000)
+    assert got == [model.read(a) for a in addrs]
+
+
 def test_reset_values_and_wide_push():
     ops = [("r", 0x00, 0), ("r", 0x20, 0), ("r", 0x1C, 0),
            ("w", 0x10, 0x11111111, 0xF, "together", 0, 0),

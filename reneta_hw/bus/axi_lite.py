@@ -310,8 +310,8 @@ class AxiLiteRegisters(wiring.Component):
                 m.d.sync += v.eq((v & ~w1c_clear[reg.name]) | getattr(self, reg.name + "_set"))
 
         # ---------------- read path ----------------
-        # three registers in a row: the held address (AR), the read sample (the words of
-        # the addressed group of ``READ_GROUP`` slots, taken from every group at once), and
+        # three registers in a row: the held address (AR), the read sample (from every group
+        # of ``2**READ_GROUP_BITS`` word slots, the addressed slot's word), and
         # the R register (the group's word picked out). The read values come from all over
         # the design; the sample puts one small multiplexer between each of them and a
         # flip-flop, and the wide part of the tree starts at flip-flops beside the bus.
@@ -344,7 +344,7 @@ class AxiLiteRegisters(wiring.Component):
         with m.Elif(rvalid & bus.r.rready):
             m.d.sync += rvalid.eq(0)
         # a table of every word slot up to the highest mapped one (unmapped slots are
-        # constant 0, which synthesis folds), cut into groups of READ_GROUP slots
+        # constant 0, which synthesis folds), cut into groups of 2**READ_GROUP_BITS slots
         n_slots = max(self._words) + 1
         k = max(1, (n_slots - 1).bit_length())
         slots = []
@@ -366,19 +366,22 @@ class AxiLiteRegisters(wiring.Component):
             hit = hit & (r_word[k:] == 0)
         gk = min(k, self.READ_GROUP_BITS)
         groups = [slots[g:g + (1 << gk)] for g in range(0, len(slots), 1 << gk)]
-        sample = [Signal(dw, name=f"read_sample{j}", reset_less=True) for j in range(len(groups))]
         smp_group = Signal(max(k - gk, 1))
         smp_hit = Signal()
+        sampled = []                      # a group of unmapped slots only is constant 0
+        for j, grp in enumerate(groups):
+            if all(isinstance(v, Const) for v in grp):
+                sampled.append(Const(0, dw))
+                continue
+            sample = Signal(dw, name=f"read_sample{j}", reset_less=True)
+            with m.If(take):
+                m.d.sync += sample.eq(_mux_tree(grp, r_idx[:gk]))
+            sampled.append(sample)
         with m.If(take):
             m.d.sync += [smp_group.eq(r_idx[gk:]), smp_hit.eq(hit)]
-            for j, grp in enumerate(groups):
-                if any(not isinstance(v, Const) for v in grp):
-                    m.d.sync += sample[j].eq(_mux_tree(grp, r_idx[:gk]))
-        sampled = [sample[j] if any(not isinstance(v, Const) for v in grp) else Const(0, dw)
-                   for j, grp in enumerate(groups)]
         with m.If(r_go):
             m.d.sync += [
-                rdata.eq(Mux(smp_hit, _mux_tree(sampled, smp_group[:max(k - gk, 0)]), 0)),
+                rdata.eq(Mux(smp_hit, _mux_tree(sampled, smp_group[:k - gk]), 0)),
                 rresp.eq(Mux(smp_hit, Resp.OKAY, Resp.SLVERR)),
             ]
         return m
