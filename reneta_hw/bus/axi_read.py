@@ -39,7 +39,7 @@ does. All bursts use one ID (``axi_id``), so AXI returns them in order.
 
 Latency (nothing stalls): ARVALID rises 2 cycles after the request handshake (1 when every
 request is a single beat: a skid register then replaces the burst splitter); a row is on
-``data`` 2 cycles after its (last) R beat. Throughput: one beat per cycle sustained, bursts
+``data`` 3 cycles after its (last) R beat (a register slice, then the FIFO). Throughput: one beat per cycle sustained, bursts
 back to back, as long as ``max_outstanding * max_burst`` and ``buffer_beats`` cover the
 memory's latency (for single-row requests: ``max_outstanding`` >= latency + about 4).
 
@@ -367,18 +367,22 @@ class AxiReadMaster(wiring.Component):
         m.submodules.addrs = addrs = SyncFIFO(width=g.beat_addr_bits, depth=self.max_outstanding)
         m.d.comb += [addrs.w_data.eq(split.o.payload.addr), addrs.w_en.eq(ar_hs)]
 
-        # --- R: into the data FIFO (space reserved, so always ready) ---------------------
+        # --- R: a register slice, then the data FIFO --------------------------------------
+        # Every beat has its buffer space reserved at AR, so R is always ready and a beat
+        # can wait a cycle in a plain register: the FIFO's write enable (a LUT RAM's,
+        # width/4 cells) then starts at a flip-flop, not at the bus's RVALID.
         # a ping-pong head: the consumer's ready reaches its flags, not the data registers
         m.submodules.buf = buf = PingPongFIFO(self.data_width, self.buffer_beats)
-        r_hs = Signal()
-        m.d.comb += [
-            r.rready.eq(buf.w_rdy),
-            r_hs.eq(r.rvalid & r.rready),
-            buf.w_data.eq(r.rdata),
-            buf.w_en.eq(r.rvalid),
-        ]
+        r_hs = Signal()                   # a beat in the slice (it enters the FIFO now)
+        r_in = Signal.like(r.rdata, reset_less=True)
+        r_in_last = Signal(reset_less=True)
+        r_in_resp = Signal.like(r.rresp, reset_less=True)
+        m.d.comb += r.rready.eq(1)
+        m.d.sync += [r_hs.eq(r.rvalid), r_in.eq(r.rdata), r_in_last.eq(r.rlast),
+                     r_in_resp.eq(r.rresp)]
+        m.d.comb += [buf.w_data.eq(r_in), buf.w_en.eq(r_hs)]
         r_last = Signal()
-        m.d.comb += [r_last.eq(r_hs & r.rlast), addrs.r_en.eq(r_last)]
+        m.d.comb += [r_last.eq(r_hs & r_in_last), addrs.r_en.eq(r_last)]
         with m.If(ar_hs & ~r_last):
             m.d.sync += outstanding.eq(outstanding + 1)
         with m.Elif(~ar_hs & r_last):
@@ -386,14 +390,14 @@ class AxiReadMaster(wiring.Component):
 
         beat_in_burst = Signal(8)
         with m.If(r_hs):
-            m.d.sync += beat_in_burst.eq(Mux(r.rlast, 0, beat_in_burst + 1))
+            m.d.sync += beat_in_burst.eq(Mux(r_in_last, 0, beat_in_burst + 1))
         with m.If(self.error_clear):
             m.d.sync += self.error.eq(0)
-        with m.If(r_hs & r.rresp[1] & (~self.error | self.error_clear)):
+        with m.If(r_hs & r_in_resp[1] & (~self.error | self.error_clear)):
             m.d.sync += [
                 self.error.eq(1),
                 self.error_addr.eq(Cat(Const(0, g.lb), addrs.r_data + beat_in_burst)),
-                self.error_resp.eq(r.rresp),
+                self.error_resp.eq(r_in_resp),
             ]
 
         # --- output: rows from beats ------------------------------------------------------
