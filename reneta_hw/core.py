@@ -284,7 +284,15 @@ class RenetaCore(wiring.Component):
         m.submodules.instr_reg = instr_reg = PingPongBuffer(instruction_layout(cfg))
         wiring.connect(m, wiring.flipped(self.instr), instr_reg.i)
         wiring.connect(m, instr_reg.o, hz.i)
-        ins = hz.o.payload
+        # checked instructions wait in a second two-entry buffer: the intake's acceptance
+        # reaches its flags, not the hazard check's handshake and its instruction registers
+        # (the opcode comes from flip-flops, the rest from ping-pong entries). An
+        # instruction in it counts as activity: the core is not idle (see ``idle``).
+        checked = SplitBuffer(instruction_layout(cfg),
+                              wide=[n for n in instruction_layout(cfg).members if n != "proc"])
+        m.submodules.checked = checked
+        wiring.connect(m, hz.o, checked.i)
+        ins = checked.o.payload
         p = ins.proc
         is_sparse = (p == Proc.MxV_SP) | (p == Proc.MTxV_SP) | (p == Proc.VXV_SP)
         in_flight = Signal(range(64))
@@ -304,9 +312,9 @@ class RenetaCore(wiring.Component):
         idle = Signal(init=1)
         m.d.comb += [
             # DELTA: accepted only when the core is idle, and nothing while it runs
-            hz.o.ready.eq(Mux(p == Proc.DELTA, idle & dp.instr.ready,
-                              ins_q.i.ready & job_q.i.ready & room & ~dp.busy)),
-            accept.eq(hz.o.valid & hz.o.ready),
+            checked.o.ready.eq(Mux(p == Proc.DELTA, idle & dp.instr.ready,
+                                   ins_q.i.ready & job_q.i.ready & room & ~dp.busy)),
+            accept.eq(checked.o.valid & checked.o.ready),
             ins_q.i.valid.eq(accept & (p != Proc.DELTA)), ins_q.i.payload.eq(ins),
             job_q.i.valid.eq(accept & is_sparse), job_q.i.payload.eq(ins),
             dp.instr.valid.eq(accept & (p == Proc.DELTA)), dp.instr.payload.eq(ins),
@@ -315,14 +323,17 @@ class RenetaCore(wiring.Component):
 
         # ``idle`` is a register (it fans out to the controller, the hazard check and the
         # DELTA intake): it rises a cycle after the last activity ends and falls in the
-        # cycle after an instruction is accepted, as the in-flight count does
+        # cycle after an instruction is accepted, as the in-flight count does. The hazard
+        # check and the controller see ``core_idle``: also nothing checked waiting (a DELTA
+        # is taken at the head of that buffer, so its own rule uses ``idle``).
         idle_now = ((in_flight == 0) & ~dp.busy & wr.idle & rd.idle & (wreq_q.level == 0)
                     & ~smem.write_pending & (wdat_q.level == 0))
         m.d.sync += idle.eq(idle_now & ~accept)
         in_flight_next = Signal.like(in_flight)
         m.d.comb += in_flight_next.eq(in_flight + (accept & (p != Proc.DELTA)) - wb_retired)
         m.d.sync += [in_flight.eq(in_flight_next), room.eq(in_flight_next < 60)]
-        m.d.comb += hz.idle.eq(idle)
+        core_idle = Signal()
+        m.d.comb += [core_idle.eq(idle & ~checked.o.valid), hz.idle.eq(core_idle)]
 
         # list jobs: one per sparse list the sequencer will walk, in its order
         jb = Signal(cfg.cnt_bits)
@@ -346,7 +357,7 @@ class RenetaCore(wiring.Component):
                 m.d.sync += jt.eq(jt + 1)
 
         # --- status, errors, events ---------------------------------------------------------
-        m.d.comb += [self.idle.eq(idle), self.retired.eq(wb_retired | dp.done),
+        m.d.comb += [self.idle.eq(core_idle), self.retired.eq(wb_retired | dp.done),
                      rd.error_clear.eq(self.error_clear), wr.error_clear.eq(self.error_clear)]
         with m.If(self.error_clear):
             m.d.sync += [self.error.eq(0), self.error_code.eq(0)]

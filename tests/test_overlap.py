@@ -110,8 +110,11 @@ def test_no_wait_when_lists_lie_below_the_results():
 #: figures reached when written, minus a margin)
 #: (VXV_SP at 0.9 is bound by SMEM reads here: index row, value row and G_t row per
 #: timestep for 1.6 non-zeros; the bench case has 6.4 per timestep)
-FLOORS = {("MxV_SP", 0.5): 0.80, ("MxV_SP", 0.9): 0.48, ("MTxV_SP", 0.5): 0.78,
-          ("MTxV_SP", 0.9): 0.48, ("VXV_SP", 0.5): 0.82, ("VXV_SP", 0.9): 0.28}
+# about 2 % below the measured figures (0.816, 0.476, 0.807, 0.472, 0.821, 0.291: programs of
+# 126 to 352 cycles, of which 3 are the pipeline registers added on the instruction intake
+# and the DRAM read path for Fmax); a lost overlap costs far more
+FLOORS = {("MxV_SP", 0.5): 0.80, ("MxV_SP", 0.9): 0.46, ("MTxV_SP", 0.5): 0.78,
+          ("MTxV_SP", 0.9): 0.46, ("VXV_SP", 0.5): 0.80, ("VXV_SP", 0.9): 0.28}
 
 
 @pytest.mark.parametrize("sparsity", [0.5, 0.9])
