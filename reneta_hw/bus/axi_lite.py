@@ -322,10 +322,13 @@ class AxiLiteRegisters(wiring.Component):
         rdata = Signal(dw)
         rresp = Signal(2)
         r_go = Signal()           # the sample moves into the R register this cycle
+        smp_load = Signal()       # the sample registers load (whether or not a read is taken)
         take = Signal()           # the held read is sampled this cycle
         m.d.comb += [
             r_go.eq(smp_full & (~rvalid | bus.r.rready)),
-            take.eq(ar_full & ~self.read_hold & (~smp_full | r_go)),
+            # the samples' clock enable: flip-flops and RREADY only (not ``read_hold``)
+            smp_load.eq(~smp_full | ~rvalid | bus.r.rready),
+            take.eq(ar_full & ~self.read_hold & smp_load),
             bus.ar.arready.eq(~ar_full | take),
             bus.r.rvalid.eq(rvalid),
             bus.r.rdata.eq(rdata),
@@ -374,7 +377,7 @@ class AxiLiteRegisters(wiring.Component):
                 sampled.append(Const(0, dw))
                 continue
             sample = Signal(dw, name=f"read_sample{j}", reset_less=True)
-            with m.If(take):
+            with m.If(smp_load):
                 m.d.sync += sample.eq(_mux_tree(grp, r_idx[:gk]))
             sampled.append(sample)
         with m.If(take):

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from reneta_hw.config import AcceleratorConfig
-from reneta_hw.mem.fifo import PingPongBuffer, PingPongFIFO
+from reneta_hw.mem.fifo import PingPongBuffer
 
 __all__ = ["SharedMemory", "smem_host_signature", "smem_write_layout"]
 
@@ -121,10 +122,12 @@ class SharedMemory(wiring.Component):
         grants = []
         fifos = []
         for i in range(self.read_ports):
-            # Credits allow resp_depth rows in the FIFO, which always takes that many (its
-            # RAM part alone holds them). Its ping-pong head keeps the reader's ready off
-            # the row registers.
-            fifo = PingPongFIFO(cfg.row_bits, self.resp_depth[i])
+            # Credits allow resp_depth rows in the FIFO; a 2-deep SyncFIFOBuffered cannot
+            # always take its second row (its 1-entry inner memory is full for the cycle
+            # in which the row moves to the output register), so it gets one spare entry.
+            # (A `PingPongFIFO` here, five of them at row width, made the design route
+            # much more slowly on ECP5 for no measured gain.)
+            fifo = SyncFIFOBuffered(width=cfg.row_bits, depth=max(self.resp_depth[i], 3))
             m.submodules[f"resp{i}"] = fifo
             fifos.append(fifo)
             cnt = Signal(range(self.resp_depth[i] + 1), name=f"credit{i}")
