@@ -39,9 +39,10 @@ does. All bursts use one ID (``axi_id``), so AXI returns them in order.
 
 Latency (nothing stalls): ARVALID rises 2 cycles after the request handshake (1 when every
 request is a single beat: a skid register then replaces the burst splitter); a row is on
-``data`` 3 cycles after its (last) R beat (a register slice, then the FIFO). Throughput: one beat per cycle sustained, bursts
-back to back, as long as ``max_outstanding * max_burst`` and ``buffer_beats`` cover the
-memory's latency (for single-row requests: ``max_outstanding`` >= latency + about 4).
+``data`` 3 cycles after its (last) R beat (a register slice, then the FIFO). Throughput:
+one beat per cycle sustained, bursts back to back, as long as ``max_outstanding *
+max_burst`` and ``buffer_beats`` cover the memory's latency (for single-row requests:
+``max_outstanding`` >= latency + 4).
 
 Errors: a SLVERR/DECERR on any R beat sets the sticky ``error`` flag with ``error_addr`` (the
 byte address of that beat) and ``error_resp``; the first error is kept until ``error_clear``

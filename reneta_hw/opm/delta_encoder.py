@@ -65,9 +65,9 @@ valid lanes when ``clear``) and Kogge-Stone prefix count of the idle lanes -> li
 moves down by the number of idle lanes below it, LSB first, conflict-free) -> rotation by the
 current lane (log2 Np levels) -> merge into a one-row staging buffer, emitting full and final
 rows (through a register) into a row queue and descriptors into a descriptor queue
-(``out_depth`` entries each) ->
-``o_rows``/``o_desc``. ``levels_per_stage`` network levels sit between registers. Resources
-grow as ``Np log Np`` (the two networks); the x̂ memory is one block RAM row per beat.
+(``out_depth`` entries each) -> ``o_rows``/``o_desc``. ``levels_per_stage`` network levels
+sit between registers. Resources grow as ``Np log Np`` (the two networks); the x̂ memory is
+one block RAM row per beat.
 """
 
 from __future__ import annotations

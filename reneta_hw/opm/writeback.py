@@ -13,9 +13,9 @@ addr, mask, data), ``dreq`` (Out, `read_request_layout`: one row) and ``ddata`` 
 `write_row_layout` with one strobe bit per word) to the write master, ``retired``,
 ``stall`` (a result waits for a write port). Single-lane results (CHAIN mode: the PE array
 gives the word in every lane) are written with one lane's mask/strobe; the rows go out as
-the PE array gives them, with no multiplexer between its output buffer and the writes. One result per
-cycle; no latency of its own (the handshakes are combinational; put FIFOs before the
-write master).
+the PE array gives them, with no multiplexer between its output buffer and the writes.
+One result per cycle; no latency of its own (the handshakes are combinational; put FIFOs
+before the write master).
 """
 
 from __future__ import annotations
