@@ -281,15 +281,15 @@ class RenetaCore(wiring.Component):
         # instructions enter through a two-entry buffer: the intake's acceptance (hazards,
         # queue room, DELTA's idle rule) stays out of the controller's queue logic, and
         # (ping-pong) off the clock enables of the instruction bits
-        m.submodules.instr_reg = instr_reg = PingPongBuffer(instruction_layout(cfg))
+        ilay = instruction_layout(cfg)
+        m.submodules.instr_reg = instr_reg = PingPongBuffer(ilay)
         wiring.connect(m, wiring.flipped(self.instr), instr_reg.i)
         wiring.connect(m, instr_reg.o, hz.i)
         # checked instructions wait in a second two-entry buffer: the intake's acceptance
         # reaches its flags, not the hazard check's handshake and its instruction registers
         # (the opcode comes from flip-flops, the rest from ping-pong entries). An
         # instruction in it counts as activity: the core is not idle (see ``idle``).
-        checked = SplitBuffer(instruction_layout(cfg),
-                              wide=[n for n in instruction_layout(cfg).members if n != "proc"])
+        checked = SplitBuffer(ilay, wide=[n for n in ilay.members if n != "proc"])
         m.submodules.checked = checked
         wiring.connect(m, hz.o, checked.i)
         ins = checked.o.payload
@@ -304,10 +304,10 @@ class RenetaCore(wiring.Component):
         wb_retired = Signal()
         m.d.sync += wb_retired.eq(wb.retired)
 
-        ins_q = fifo("ins_q", instruction_layout(cfg), 2, buffered=False)
+        ins_q = fifo("ins_q", ilay, 2, buffered=False)
         # buffered: the list reader addresses the SPM straight from the job (its output
         # register), not through the LUT RAM read of an unbuffered queue
-        job_q = fifo("job_q", instruction_layout(cfg), 4)
+        job_q = fifo("job_q", ilay, 4)
         accept = Signal()
         idle = Signal(init=1)
         m.d.comb += [
