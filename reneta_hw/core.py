@@ -57,7 +57,8 @@ from reneta_hw.ipm.hazard import HazardCheck
 from reneta_hw.ipm.list_reader import ListReader, list_job_layout
 from reneta_hw.ipm.sequencer import Sequencer, beat_layout, wb_layout
 from reneta_hw.isa import Proc, descriptor_layout, instruction_layout
-from reneta_hw.mem.fifo import PingPongBuffer, SkidBuffer, SplitBuffer, StreamFIFO
+from reneta_hw.mem.fifo import (PingPongBuffer, PipelineRegister, SkidBuffer, SplitBuffer,
+                                StreamFIFO)
 from reneta_hw.mem.smem import SharedMemory, smem_host_signature
 from reneta_hw.ipm.dup_index import DuplicateIndexMonitor
 from reneta_hw.opm.delta_proc import DeltaProc
@@ -121,12 +122,13 @@ class RenetaCore(wiring.Component):
             raise ValueError(f"RenetaCore: operand_depth must be an integer >= 2, got "
                              f"{operand_depth!r}")
         self.operand_depth = operand_depth
-        # the list reader's ports stay unregistered (the sparse programs' fill waits on
-        # them, and its lane multiplexers are narrow); the operand and DELTA rows are
-        # registered before the DMX's and DELTA's wide multiplexers
+        # every port's rows are registered behind its FIFO: the operand and DELTA rows
+        # before the DMX's and DELTA's wide multiplexers, the list reader's so that its
+        # "row done" (several levels of logic) does not drive the clock enable of the
+        # FIFO's 256-bit output register (8.2 ns on ECP5); one cycle of latency each
         self._smem = SharedMemory(cfg, read_ports=5,
                                   resp_depth=[8, 8, operand_depth, operand_depth, 8],
-                                  out_reg=[False, False, True, True, True])
+                                  out_reg=[True, True, True, True, True])
         self.smem_memories = self._smem.smem_memories
         self.spm_memory = Memory(shape=unsigned(descriptor_layout(cfg).size),
                                  depth=cfg.spm_depth, init=[])
@@ -229,11 +231,17 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, wb_q.o, wb_reg.i)
         wiring.connect(m, wb_reg.o, wb.wb)
         wiring.connect(m, seq.dreq, dreq_q.i)
+        # DRAM row requests (the sequencer's, or DELTA's while it runs) reach the read
+        # master through a skid buffer: its AR issue and the write enables of its request
+        # FIFOs then start at flip-flops, not at DELTA's request logic across the chip
+        m.submodules.dreq_reg = dreq_reg = SkidBuffer(unsigned(cfg.axi_addr_width))
         m.d.comb += [
-            rd.req.valid.eq(dreq_q.o.valid | dp.dreq.valid),
-            rd.req.payload.addr.eq(Mux(dp.busy, dp.dreq.payload, dreq_q.o.payload)),
-            rd.req.payload.rows.eq(1), dreq_q.o.ready.eq(rd.req.ready & ~dp.busy),
-            dp.dreq.ready.eq(rd.req.ready & dp.busy),
+            dreq_reg.i.valid.eq(dreq_q.o.valid | dp.dreq.valid),
+            dreq_reg.i.payload.eq(Mux(dp.busy, dp.dreq.payload, dreq_q.o.payload)),
+            dreq_q.o.ready.eq(dreq_reg.i.ready & ~dp.busy),
+            dp.dreq.ready.eq(dreq_reg.i.ready & dp.busy),
+            rd.req.valid.eq(dreq_reg.o.valid), rd.req.payload.addr.eq(dreq_reg.o.payload),
+            rd.req.payload.rows.eq(1), dreq_reg.o.ready.eq(rd.req.ready),
         ]
         wiring.connect(m, seq.sreq, sreq_q.i)
         wiring.connect(m, sreq_q.o, smem.rreq[2])
@@ -267,9 +275,16 @@ class RenetaCore(wiring.Component):
                      smem.wreq.payload.eq(Mux(dp.busy, dp.smem_w.payload, wb.smem_w.payload)),
                      wb.smem_w.ready.eq(smem.wreq.ready & ~dp.busy),
                      dp.smem_w.ready.eq(smem.wreq.ready & dp.busy)]
-        wiring.connect(m, wb.dreq, wreq_q.i)
+        # DRAM writes: the write-back's join decides its valid late; a register in front of
+        # each queue keeps that decision off the queues' LUT-RAM write enables (272 of them
+        # for the data: 8.0 ns on ECP5)
+        m.submodules.wreq_reg = wreq_reg = PipelineRegister(wb.dreq.payload.shape())
+        m.submodules.wdat_reg = wdat_reg = PipelineRegister(wb.ddata.payload.shape())
+        wiring.connect(m, wb.dreq, wreq_reg.i)
+        wiring.connect(m, wreq_reg.o, wreq_q.i)
         wiring.connect(m, wreq_q.o, wr.req)
-        wiring.connect(m, wb.ddata, wdat_q.i)
+        wiring.connect(m, wb.ddata, wdat_reg.i)
+        wiring.connect(m, wdat_reg.o, wdat_q.i)
         wiring.connect(m, wdat_q.o, wr.data)
 
         # --- instruction intake: hazard check, list jobs ----------------------------------
@@ -296,8 +311,9 @@ class RenetaCore(wiring.Component):
         p = ins.proc
         is_sparse = (p == Proc.MxV_SP) | (p == Proc.MTxV_SP) | (p == Proc.VXV_SP)
         in_flight = Signal(range(64))
-        # "fewer than 60 in flight", kept as a register from the next count: the intake's
-        # ready starts at a flip-flop, not at the count's adder
+        # "room for more": the count was below 59 a cycle ago (it moves by at most one per
+        # cycle, so at most 60 are ever in flight). A register of the registered count: the
+        # intake's ready starts at a flip-flop, and the count's adder is off that loop.
         room = Signal(init=1)
         # the write-back's ``retired`` (its handshake logic, from across the array) lands in
         # a flip-flop before it reaches the count and the controller
@@ -326,12 +342,12 @@ class RenetaCore(wiring.Component):
         # cycle after an instruction is accepted, as the in-flight count does. The hazard
         # check and the controller see ``core_idle``: also nothing checked waiting (a DELTA
         # is taken at the head of that buffer, so its own rule uses ``idle``).
-        idle_now = ((in_flight == 0) & ~dp.busy & wr.idle & rd.idle & (wreq_q.level == 0)
-                    & ~smem.write_pending & (wdat_q.level == 0))
+        idle_now = ((in_flight == 0) & ~dp.busy & wr.idle & rd.idle & ~dreq_reg.o.valid
+                    & (wreq_q.level == 0) & ~wreq_reg.o.valid
+                    & ~smem.write_pending & (wdat_q.level == 0) & ~wdat_reg.o.valid)
         m.d.sync += idle.eq(idle_now & ~accept)
-        in_flight_next = Signal.like(in_flight)
-        m.d.comb += in_flight_next.eq(in_flight + (accept & (p != Proc.DELTA)) - wb_retired)
-        m.d.sync += [in_flight.eq(in_flight_next), room.eq(in_flight_next < 60)]
+        m.d.sync += [in_flight.eq(in_flight + (accept & (p != Proc.DELTA)) - wb_retired),
+                     room.eq(in_flight < 59)]
         core_idle = Signal()
         m.d.comb += [core_idle.eq(idle & ~checked.o.valid), hz.idle.eq(core_idle)]
 

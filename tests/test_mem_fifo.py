@@ -9,33 +9,11 @@ from amaranth.lib import data
 from hypothesis import given, settings, strategies as st
 
 from platforms.synth import synth_ecp5
-from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
-from reneta_hw.mem.fifo import PingPongFIFO, _bits
+from reneta_hw.mem.fifo import _bits
 from reneta_hw.mem import (PingPongBuffer, PipelineRegister, SkidBuffer, SplitBuffer,
                            StreamFIFO)
 from sim.streams import collect, feed, simulate
-
-
-class FifoStreams(wiring.Component):
-    """A `PingPongFIFO` between two streams (its ports are Amaranth FIFO ports), so the
-    stream tests below drive it; ``depth`` is what it holds (RAM entries + 2)."""
-
-    def __init__(self, width, depth):
-        self.fifo = PingPongFIFO(width, depth)
-        self.depth = depth + 2
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
-                          "level": Out(range(depth + 3))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.fifo = f = self.fifo
-        m.d.comb += [f.w_data.eq(self.i.payload), f.w_en.eq(self.i.valid),
-                     self.i.ready.eq(f.w_rdy), self.o.payload.eq(f.r_data),
-                     self.o.valid.eq(f.r_rdy), f.r_en.eq(self.o.ready), self.level.eq(f.level)]
-        return m
 
 
 def run_stream(dut, items, in_stall, out_stall, seed=0, depth=None):
@@ -92,8 +70,7 @@ def blocks(shape, depth):
 # --- order, loss, duplication, level under random stalls --------------------------------------
 
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from(["fifo", "fifo_unbuffered", "pipe", "skid", "pingpong",
-                            "pingpong_fifo"]),
+@given(kind=st.sampled_from(["fifo", "fifo_unbuffered", "pipe", "skid", "pingpong"]),
        depth=st.integers(1, 9), width=st.integers(1, 20),
        in_stall=st.sampled_from([0.0, 0.2, 0.5, 0.8]),
        out_stall=st.sampled_from([0.0, 0.2, 0.5, 0.8]),
@@ -103,8 +80,7 @@ def test_random_stalls_keep_order(kind, depth, width, in_stall, out_stall, n, se
            "fifo_unbuffered": lambda: StreamFIFO(width, depth, buffered=False),
            "pipe": lambda: PipelineRegister(width),
            "skid": lambda: SkidBuffer(width),
-           "pingpong": lambda: PingPongBuffer(width),
-           "pingpong_fifo": lambda: FifoStreams(width, max(depth, 2))}[kind]()
+           "pingpong": lambda: PingPongBuffer(width)}[kind]()
     rng = random.Random(seed)
     items = [rng.getrandbits(width) for _ in range(n)]
     got, t_in, t_out = run_stream(dut, items, in_stall, out_stall, seed,
@@ -201,8 +177,6 @@ def test_array_layout_payload_wide():
     (lambda: PipelineRegister(16), 1),
     (lambda: SkidBuffer(16), 1),
     (lambda: PingPongBuffer(16), 1),
-    (lambda: FifoStreams(16, 2), 2),
-    (lambda: FifoStreams(16, 40), 2),
 ])
 def test_one_item_per_cycle_without_stalls(make, latency):
     n = 40
@@ -234,7 +208,6 @@ def test_shallow_fifos_half_rate(make):
     (lambda: StreamFIFO(8, 4, buffered=False), True),
     (lambda: SkidBuffer(8), True),
     (lambda: PingPongBuffer(8), True),
-    (lambda: FifoStreams(8, 4), True),
     (lambda: SplitBuffer(data.StructLayout({"a": 4, "b": 4}), wide=("a",)), True),
     (lambda: PipelineRegister(8), False),
 ])
@@ -270,8 +243,6 @@ def test_ready_path(make, cut):
     (lambda: SkidBuffer(0), r"SkidBuffer\.shape: "),
     (lambda: PingPongBuffer(0), r"PingPongBuffer\.shape: "),
     (lambda: PipelineRegister(None), r"PipelineRegister\.shape: "),
-    (lambda: PingPongFIFO(8, 1), r"PingPongFIFO\.depth: "),
-    (lambda: PingPongFIFO(0, 4), r"PingPongFIFO\.width: "),
 ])
 def test_bad_parameters(make, msg):
     with pytest.raises(ValueError, match=msg):
@@ -295,43 +266,6 @@ def test_verilog_reproducible(make):
     a = verilog.convert(make(), name="stage", emit_src=False)
     b = verilog.convert(make(), name="stage", emit_src=False)
     assert a == b and "module stage" in a
-
-
-@pytest.mark.parametrize("depth", [2, 7])
-def test_pingpong_fifo_holds_depth_while_reader_stalls(depth):
-    """``depth`` items are always accepted, ``depth + 2`` fill it; order is kept."""
-    items = list(range(50, 50 + depth + 2))
-    dut = FifoStreams(16, depth)
-    out = []
-
-    async def tb(ctx):
-        ctx.set(dut.o.ready, 0)
-        for k, v in enumerate(items):
-            ctx.set(dut.i.payload, v)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick()
-            if k < depth:
-                assert ctx.get(dut.level) == k + 1
-        ctx.set(dut.i.valid, 0)
-        for _ in range(3):
-            await ctx.tick()
-        assert ctx.get(dut.level) == depth + 2 and not ctx.get(dut.i.ready)
-        ctx.set(dut.o.ready, 1)
-        while len(out) < len(items):
-            if ctx.get(dut.o.valid):
-                out.append(ctx.get(dut.o.payload))
-            await ctx.tick()
-
-    simulate(dut, tb, deadline_cycles=100)
-    assert out == items
-
-
-def test_pingpong_fifo_maps_to_lut_ram():
-    """LUT RAM for the entries; the only data flip-flops are the head's two entries (no
-    read register behind the RAM)."""
-    r = synth_ecp5(PingPongFIFO(64, 8), name="ppf", pnr=False)
-    assert r.lutrams > 0 and r.brams == 0
-    assert r.ffs < 2 * 64 + 40
 
 
 def test_ecp5_deep_fifo_uses_block_ram():

@@ -44,10 +44,10 @@ leave through three register stages, three cycles after their beat (timing: MTxV
 multiply, see ``_wb_pipeline``); ``busy`` covers them.
 
 Timing edges (see ``_io_stages``): ``instr`` and ``el`` enter through skid buffers, every
-output stream leaves through a small queue of its own, and the cycle's "everything
-accepted" decision reads one registered ``room`` flag instead of the streams' readies; the
-loop counters carry registered "at the last value" flags. This adds about two cycles of
-latency per program, not per beat.
+output stream leaves through a register and a small queue of its own, and the cycle's
+"everything accepted" decision reads one registered ``room`` flag instead of the streams'
+readies; the loop counters carry registered "at the last value" flags. This adds about
+three cycles of latency per program, not per beat.
 """
 
 from __future__ import annotations
@@ -600,8 +600,11 @@ class Sequencer(wiring.Component):
         return m
 
     #: depth of the queues in front of ``cmd``/``dreq``/``sreq``/``xreq`` and of ``wb``
-    REQ_QUEUE_DEPTH = 4
+    #: (the request queues keep two items of slack beyond the ``room`` margin)
+    REQ_QUEUE_DEPTH = 5
     WB_QUEUE_DEPTH = 8
+    #: register stages between the loop nests and the request queues
+    REQ_STAGES = 1
     #: register stages between the loop nests and the ``wb`` queue (see `_wb_pipeline`)
     WB_STAGES = 3
 
@@ -613,12 +616,12 @@ class Sequencer(wiring.Component):
         decision sat at the end of a long path (ports -> "everything accepted" -> the clock
         enable and next value of every counter) and held the block near 100 MHz. Here the
         element comes from flip-flops (`SkidBuffer`, full rate, one cycle later) and each
-        output stream leaves through a short queue of its own; the issue decision only
-        looks at ``room``, a flip-flop that says "every queue had at least two free entries
-        (the ``wb`` queue: enough for the descriptors still in its register stages) in the
-        cycle before". The level moves by at most one per cycle, so one free entry is left
-        for this cycle's item. A stalled consumer stops the issue two items later than
-        before; the order of every stream is unchanged. Returns ``room``.
+        output stream leaves through register stages (`REQ_STAGES`, ``WB_STAGES``) and a
+        short queue of its own; the issue decision only looks at ``room``, a flip-flop
+        that says "every queue had room, a cycle ago, for two items plus those still in
+        its register stages". The level moves by at most one per cycle, so one free entry
+        is left for this cycle's item. A stalled consumer stops the issue a few items later
+        than before; the order of every stream is unchanged. Returns ``room``.
         """
         cfg = self.cfg
         m.submodules.el_skid = el_skid = SkidBuffer(self.el.payload.shape())
@@ -631,15 +634,26 @@ class Sequencer(wiring.Component):
         room_now = []
         queued = []
         for name, shape in shapes.items():
-            depth = self.WB_QUEUE_DEPTH if name == "wb" else self.REQ_QUEUE_DEPTH
-            # wb: the items in the register stages and the one of this cycle land later
-            margin = 2 + (self.WB_STAGES if name == "wb" else 0)
+            is_wb = name == "wb"
+            depth = self.WB_QUEUE_DEPTH if is_wb else self.REQ_QUEUE_DEPTH
+            # the items in the register stages and the one of this cycle land later
+            margin = 2 + (self.WB_STAGES if is_wb else self.REQ_STAGES)
             q = StreamFIFO(shape, depth, buffered=False)
             m.submodules[f"{name}_queue"] = q
             wiring.connect(m, q.o, wiring.flipped(getattr(self, name)))
-            self._out_queues[name] = q.i
+            if is_wb:
+                self._out_queues[name] = q.i          # staged in `_wb_pipeline`
+                queued.append(q.o.valid)
+            else:
+                # the loop nests' item goes into a register, not straight into the
+                # queue's LUT-RAM write port (the element-to-queue path was the
+                # sequencer's slowest: element fields, the drain queue's read, the
+                # adders, then the LUT RAM's data setup, across the chip)
+                staged = stream.Signature(shape).create(path=(f"{name}_staged",))
+                m.d.sync += [q.i.valid.eq(staged.valid), q.i.payload.eq(staged.payload)]
+                self._out_queues[name] = staged
+                queued.append(q.o.valid | q.i.valid)
             room_now.append(q.level <= depth - margin)
-            queued.append(q.o.valid)
         room = Signal(init=1)
         m.d.sync += room.eq(Cat(*room_now).all())
         self._queued = Cat(*queued).any()

@@ -16,7 +16,6 @@ block                  latency cut paths               storage
 ====================== ======= ======================= =========================================
 StreamFIFO buffered    2       valid, data, ready      ``SyncFIFOBuffered`` (block RAM friendly)
 StreamFIFO unbuffered  1       valid, data, ready      ``SyncFIFO`` (async-read RAM: LUT RAM)
-PingPongFIFO           2       valid, data, ready      LUT RAM + a ping-pong head (wide rows)
 PipelineRegister       1       valid, data             1 register; ``i.ready`` is combinational
 SkidBuffer             1       valid, data, ready      2 registers (output + skid)
 PingPongBuffer         1       valid, data, ready      2 registers, 2:1 mux on the output
@@ -41,8 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from .bram import _Validated
 
-__all__ = ["StreamFIFO", "PingPongFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer",
-           "SplitBuffer"]
+__all__ = ["StreamFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer", "SplitBuffer"]
 
 
 def _check_shape(owner: str, shape):
@@ -124,56 +122,6 @@ class StreamFIFO(wiring.Component):
             fifo.r_en.eq(self.o.ready),
             self.level.eq(fifo.level),
         ]
-        return m
-
-
-class PingPongFIFO(wiring.Component):
-    """A FIFO for wide rows: ``depth`` entries of LUT RAM, then a `PingPongBuffer` head.
-
-    Why: in a ``SyncFIFOBuffered`` the read register loads when the consumer takes the
-    head, so the consumer's ``r_en`` (often the end of a join's logic) drives the clock
-    enable of every data bit: at 256 bits the 16-PE design's slowest nets. Here the RAM
-    is read asynchronously into the ping-pong head, whose entries load while they are
-    empty: ``r_en`` reaches the head's pointer and flags only, ``r_rdy`` is a flip-flop,
-    ``r_data`` a 2:1 multiplexer of two registers.
-
-    Ports as Amaranth's FIFOs (``w_data, w_en, w_rdy, r_data, r_en, r_rdy, level``).
-    ``w_rdy`` is "the RAM part has room": it holds ``depth + 2`` items, and ``depth``
-    items are always accepted however slowly the reader takes them (credit or
-    reservation schemes size ``depth`` to what they reserve). Timing as
-    ``SyncFIFOBuffered``: an item written into an empty FIFO is on ``r_data`` 2 cycles
-    later, one item per cycle (``depth >= 2``).
-    """
-
-    def __init__(self, width: int, depth: int):
-        owner = type(self).__name__
-        with _Validated(self):
-            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-                raise ValueError(f"{owner}.width: must be a positive integer, got {width!r}")
-            if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
-                raise ValueError(f"{owner}.depth: must be an integer >= 2, got {depth!r}")
-        self.width = width
-        self.depth = depth
-        super().__init__({
-            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
-            "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
-            "level": Out(range(depth + 3)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.ram = ram = SyncFIFO(width=self.width, depth=self.depth)
-        m.submodules.head = head = PingPongBuffer(self.width)
-        m.d.comb += [
-            ram.w_data.eq(self.w_data), ram.w_en.eq(self.w_en), self.w_rdy.eq(ram.w_rdy),
-            head.i.payload.eq(ram.r_data), head.i.valid.eq(ram.r_rdy),
-            ram.r_en.eq(head.i.ready),
-            self.r_data.eq(head.o.payload), self.r_rdy.eq(head.o.valid),
-            head.o.ready.eq(self.r_en),
-        ]
-        push = self.w_en & self.w_rdy
-        pop = self.r_en & self.r_rdy
-        m.d.sync += self.level.eq(self.level + push - pop)
         return m
 
 

@@ -125,9 +125,9 @@ class SharedMemory(wiring.Component):
             # Credits allow resp_depth rows in the FIFO; a 2-deep SyncFIFOBuffered cannot
             # always take its second row (its 1-entry inner memory is full for the cycle
             # in which the row moves to the output register), so it gets one spare entry.
-            # (With a `PingPongFIFO` here, five of them at row width, the 16-PE design had
-            # not finished routing on ECP5 after 620k nextpnr iterations; with this one it
-            # routes.)
+            # (With a LUT-RAM FIFO with a ping-pong head here, five of them at row width,
+            # the 16-PE design had not finished routing on ECP5 after 620k nextpnr
+            # iterations; with this one it routes.)
             fifo = SyncFIFOBuffered(width=cfg.row_bits, depth=max(self.resp_depth[i], 3))
             m.submodules[f"resp{i}"] = fifo
             fifos.append(fifo)
