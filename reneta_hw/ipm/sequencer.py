@@ -600,7 +600,8 @@ class Sequencer(wiring.Component):
         return m
 
     #: depth of the queues in front of ``cmd``/``dreq``/``sreq``/``xreq`` and of ``wb``
-    #: (the request queues keep two items of slack beyond the ``room`` margin)
+    #: (the request queues: one entry more for `REQ_STAGES`, so ``room`` asks for the same
+    #: level as without the register)
     REQ_QUEUE_DEPTH = 5
     WB_QUEUE_DEPTH = 8
     #: register stages between the loop nests and the request queues
