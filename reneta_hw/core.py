@@ -122,13 +122,13 @@ class RenetaCore(wiring.Component):
             raise ValueError(f"RenetaCore: operand_depth must be an integer >= 2, got "
                              f"{operand_depth!r}")
         self.operand_depth = operand_depth
-        # every port's rows are registered behind its FIFO: the operand and DELTA rows
-        # before the DMX's and DELTA's wide multiplexers, the list reader's so that its
-        # "row done" (several levels of logic) does not drive the clock enable of the
-        # FIFO's 256-bit output register (8.2 ns on ECP5); one cycle of latency each
+        # the operand and DELTA rows are registered behind their FIFOs, before the DMX's
+        # and DELTA's wide multiplexers. The list reader's are not: with that register its
+        # lane multiplexers grew to two rows and were the critical path of two ECP5 runs
+        # (10.6 and 11.2 ns), against 8.2 ns for the FIFO clock enable they replaced.
         self._smem = SharedMemory(cfg, read_ports=5,
                                   resp_depth=[8, 8, operand_depth, operand_depth, 8],
-                                  out_reg=[True, True, True, True, True])
+                                  out_reg=[False, False, True, True, True])
         self.smem_memories = self._smem.smem_memories
         self.spm_memory = Memory(shape=unsigned(descriptor_layout(cfg).size),
                                  depth=cfg.spm_depth, init=[])

@@ -112,10 +112,9 @@ def test_no_wait_when_lists_lie_below_the_results():
 #: figures reached when written, minus a margin)
 #: (VXV_SP at 0.9 is bound by SMEM reads here: index row, value row and G_t row per
 #: timestep for 1.6 non-zeros; the bench case has 6.4 per timestep)
-# about 2 % below the measured figures (0.809, 0.465, 0.800, 0.455, 0.816, 0.289: programs of
-# 129 to 355 cycles, of which about 6 are pipeline registers added for Fmax on the instruction
-# intake, the sequencer's outputs, the list reader's rows and the DRAM read path); a lost
-# overlap costs far more
+# about 2 % below the measured figures (0.811, 0.469, 0.802, 0.462, 0.821, 0.290: programs of
+# 128 to 354 cycles, of which about 5 are pipeline registers added for Fmax on the instruction
+# intake, the sequencer's outputs and the DRAM read path); a lost overlap costs far more
 FLOORS = {("MxV_SP", 0.5): 0.79, ("MxV_SP", 0.9): 0.455, ("MTxV_SP", 0.5): 0.78,
           ("MTxV_SP", 0.9): 0.445, ("VXV_SP", 0.5): 0.80, ("VXV_SP", 0.9): 0.28}
 
