@@ -6,8 +6,9 @@ enable of it: in the default 16-PE netlist (session 11) the PE array's stall flo
 6,371 CE pins and the delta encoder's 4,734, spread over much of the chip. Such a net is
 a long route to its farthest sink, whatever the placer does.
 
-What: every ``TRELLIS_FF`` or ``LUT4`` whose output drives at least ``min_fanout`` cell
-inputs gets clones, and its sinks are shared out among the original and the clones in
+What: every ``TRELLIS_FF``, ``LUT4`` or ``PFUMX`` (a LUT5: the mux with the two LUT4s
+that feed only it, which are cloned with it) whose output drives at least ``min_fanout``
+cell inputs gets clones, and its sinks are shared out among the original and the clones in
 groups of about ``sqrt(fanout)`` (at least ``min_group``), sorted by cell name so that
 a group stays within one block of the hierarchy. A clone is a copy of the cell with the
 same parameters, attributes and input nets, so it holds the same value in every cycle
@@ -28,9 +29,17 @@ import math
 __all__ = ["replicate_fanout", "DRIVERS", "MOVABLE_SINKS"]
 
 #: cell type -> its output port whose net may be replicated
-DRIVERS = {"TRELLIS_FF": "Q", "LUT4": "Z"}
+DRIVERS = {"TRELLIS_FF": "Q", "LUT4": "Z", "PFUMX": "Z"}
+#: the PFUMX inputs that come from LUT4s packed with it (cloned along with it)
+PFUMX_LUT_INPUTS = ("ALUT", "BLUT")
 #: cell types whose inputs may be moved onto a clone's net
 MOVABLE_SINKS = frozenset({"LUT4", "TRELLIS_FF", "DP16KD", "MULT18X18D", "TRELLIS_DPR16X4"})
+
+
+def _fresh(cells: dict, name: str) -> str:
+    while name in cells:
+        name += "_"
+    return name
 
 
 def _top_module(netlist: dict) -> tuple[str, dict]:
@@ -93,6 +102,16 @@ def replicate_fanout(netlist: dict, *, min_fanout: int = 128, min_group: int = 3
         dcell = cells[dname]
         if DRIVERS.get(dcell.get("type")) != dport:
             continue
+        luts = {}                       # a PFUMX's own LUT4s: input port -> cell name
+        if dcell["type"] == "PFUMX":
+            for p in PFUMX_LUT_INPUTS:
+                b = dcell["connections"].get(p, [None])[0]
+                src = driver.get(b, (None, None))[0]
+                if src is None or cells[src]["type"] != "LUT4" or len(sinks.get(b, [])) != 1:
+                    break
+                luts[p] = src
+            if len(luts) != len(PFUMX_LUT_INPUTS):
+                continue
         movable = sorted(s for s in loads
                          if cells[s[0]].get("type") in MOVABLE_SINKS and s[0] != dname)
         group = max(min_group, math.isqrt(len(loads) - 1) + 1)
@@ -106,14 +125,18 @@ def replicate_fanout(netlist: dict, *, min_fanout: int = 128, min_group: int = 3
             top_bit += 1
             clone = copy.deepcopy(dcell)
             clone["connections"][dport] = [top_bit]
-            cname = f"{dname}$fanout{k}"
-            while cname in cells:
-                cname += "_"
-            cells[cname] = clone
+            cells[_fresh(cells, f"{dname}$fanout{k}")] = clone
+            out_bit = top_bit
+            for p, lut in luts.items():
+                top_bit += 1
+                lut_clone = copy.deepcopy(cells[lut])
+                lut_clone["connections"]["Z"] = [top_bit]
+                cells[_fresh(cells, f"{lut}$fanout{k}")] = lut_clone
+                clone["connections"][p] = [top_bit]
             for sname, sport, si in movable[rest + (k - 1) * group:rest + k * group]:
-                cells[sname]["connections"][sport][si] = top_bit
+                cells[sname]["connections"][sport][si] = out_bit
             netnames[f"{name_of_bit.get(bit, dname)}$fanout{k}"] = {
-                "hide_name": 0, "bits": [top_bit], "attributes": {}}
+                "hide_name": 0, "bits": [out_bit], "attributes": {}}
         clones += copies
         done.append([dname, len(loads), copies + 1])
     return {"nets": len(done), "clones": clones,

@@ -100,6 +100,38 @@ def test_luts_are_cloned_too():
                for n, c in mod["cells"].items() if n.startswith("drv$fanout"))
 
 
+def _with_lut5_driver(nl, shared_lut=False):
+    """``drv`` becomes a PFUMX fed by two LUT4s (``la``, ``lb``); with ``shared_lut`` ``la``
+    also drives a flip-flop, so it is not the PFUMX's own."""
+    cells = nl["modules"]["top"]["cells"]
+    cells["drv"] = _cell("PFUMX", {"ALUT": [30], "BLUT": [31], "C0": [5], "Z": [10]}, {"Z"})
+    for name, out in (("la", 30), ("lb", 31)):
+        cells[name] = _cell("LUT4", {"A": [2], "B": [3], "C": [4], "D": [6], "Z": [out]},
+                            {"Z"}, {"INIT": f"{out:016b}"})
+    if shared_lut:
+        cells["ff"] = _cell("TRELLIS_FF", {"CLK": [2], "DI": [30], "Q": [32]}, {"Q"}, FF_PARAMS)
+    return nl
+
+
+def test_a_lut5_is_cloned_with_its_two_luts():
+    nl = _with_lut5_driver(_netlist(300))
+    stats = replicate_fanout(nl)
+    cells = nl["modules"]["top"]["cells"]
+    copies = [c for n, c in cells.items() if n.startswith("drv$fanout")]
+    assert stats["clones"] == len(copies) == 300 // 32 - 1
+    for c in copies:
+        assert c["connections"]["C0"] == [5]
+        for port, lut in (("ALUT", "la"), ("BLUT", "lb")):
+            src = [n for n, x in cells.items() if x["connections"].get("Z") == c["connections"][port]]
+            assert len(src) == 1 and src[0].startswith(f"{lut}$fanout")
+            twin, orig = cells[src[0]], cells[lut]
+            assert twin["parameters"] == orig["parameters"]
+            assert {p: b for p, b in twin["connections"].items() if p != "Z"} == \
+                   {p: b for p, b in orig["connections"].items() if p != "Z"}
+    shared = _with_lut5_driver(_netlist(300), shared_lut=True)
+    assert replicate_fanout(shared)["nets"] == 0
+
+
 def test_small_nets_and_other_drivers_are_left_alone():
     for nl, kw in ((_netlist(100), {}), (_netlist(1000, driver="DP16KD"), {}),
                    (_netlist(1000), {"min_fanout": 2000})):
@@ -123,11 +155,13 @@ def test_a_netlist_without_one_top_module_is_refused():
 
 
 class _Stalled(wiring.Component):
-    """A registered stall flag that enables a 12-bit counter/loader and a parity output:
-    one flop with 12+ loads, the shape that the pass exists for."""
+    """A registered stall flag that enables a 12-bit counter/loader, and a five-input
+    enable (a LUT5: PFUMX and two LUT4s) in front of another register: the two shapes of
+    high-fanout driver that the pass clones."""
 
     def __init__(self):
-        super().__init__({"a": In(4), "d": In(12), "q": Out(12), "s": Out(1)})
+        super().__init__({"a": In(4), "c": In(5), "d": In(12), "q": Out(12), "r": Out(12),
+                          "s": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -136,6 +170,8 @@ class _Stalled(wiring.Component):
         m.d.sync += en.eq(self.a.xor())
         with m.If(en):
             m.d.sync += acc.eq(Mux(self.a[0] & self.a[1], self.d, acc + 1))
+        with m.If(self.c.xor()):
+            m.d.sync += self.r.eq(self.d ^ acc)
         m.d.comb += [self.q.eq(acc), self.s.eq(acc.xor())]
         return m
 
@@ -181,11 +217,13 @@ def test_synthesized_netlist_is_equivalent_after_replication(tmp_path):
     gold = json.loads((tmp_path / "top.json").read_text())
     gate = copy.deepcopy(gold)
     stats = replicate_fanout(gate, min_fanout=8, min_group=4)
-    assert stats["nets"] >= 1 and stats["clones"] >= 2
+    kinds = {gold["modules"]["top"]["cells"][d]["type"] for d, _, _ in stats["largest"]}
+    assert {"TRELLIS_FF", "PFUMX"} <= kinds and stats["clones"] >= 4
     assert _equivalent(tmp_path, gold, gate)
     # control: one load of a clone moved onto an unrelated net must be caught
     mod = gate["modules"]["top"]
-    clone = next(c for n, c in mod["cells"].items() if "$fanout" in n)
+    clone = next(c for n, c in mod["cells"].items()
+                 if "$fanout" in n and c["type"] == "TRELLIS_FF")
     bit = clone["connections"]["Q"][0]
     sink = next(c for c in mod["cells"].values() if c["type"] == "TRELLIS_FF"
                 and c["connections"].get("CE") == [bit])
