@@ -370,8 +370,8 @@ def _add_synth(sub):
     p.add_argument("--workdir", type=Path, help="keep the tool files (logs, JSON) here")
     p.add_argument("--fanout", type=int, default=DEFAULT_FANOUT, metavar="N",
                    help="ecp5: before place and route, clone each flip-flop or LUT that drives "
-                        f"at least N cell inputs, see platforms/fanout.py (default "
-                        f"{DEFAULT_FANOUT}; 0: off)")
+                        "at least N cell inputs, see platforms/fanout.py (e.g. 128; default "
+                        f"{DEFAULT_FANOUT}: off)")
     p.add_argument("--cache", type=Path, help="reuse/store reports in this directory (default "
                                               "$RENETA_SYNTH_CACHE or ~/.cache/reneta/synth, "
                                               "shared with build.py demo)")

@@ -19,6 +19,13 @@ each copy next to its group.
 Only sinks that are ordinary inputs of LUT4, TRELLIS_FF, DP16KD, MULT18X18D or
 TRELLIS_DPR16X4 cells move; anything else (a module port, the PFUMX/L6MUX21 that packs
 with its LUT, a carry chain) stays on the original.
+
+Measured (session 11, ECP5-85F speed 8, seed 1, 16 PEs with small memories, threshold
+128: 116 drivers, 958 copies): 99.55 MHz and 3,615 endpoints over 6.67 ns, against
+104.87 MHz and 3,325 for the same netlist without it. The delta encoder's late endpoints
+halved (524 to 254), but the design's limit is elsewhere: most late paths start at
+ordinary flip-flops and spend their time in routing. So `synth_target` leaves it off by
+default (``fanout=0``); ``build.py synth --fanout 128`` turns it on.
 """
 
 from __future__ import annotations
