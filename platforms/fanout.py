@@ -21,7 +21,7 @@ TRELLIS_DPR16X4 cells move; anything else (a module port, the PFUMX/L6MUX21 that
 with its LUT, a carry chain) stays on the original.
 
 Measured (session 11, ECP5-85F speed 8, seed 1, 16 PEs with small memories, threshold
-128: 116 drivers, 958 copies): 99.55 MHz and 3,615 endpoints over 6.67 ns, against
+128, before LUT5s were cloned too: 116 drivers, 958 copies): 99.55 MHz and 3,615 endpoints over 6.67 ns, against
 104.87 MHz and 3,325 for the same netlist without it. The delta encoder's late endpoints
 halved (524 to 254), but the design's limit is elsewhere: most late paths start at
 ordinary flip-flops and spend their time in routing. So `synth_target` leaves it off by
