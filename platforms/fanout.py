@@ -63,7 +63,8 @@ def _top_module(netlist: dict) -> tuple[str, dict]:
 
 def replicate_fanout(netlist: dict, *, min_fanout: int = 128, min_group: int = 32) -> dict:
     """Clone the high-fanout drivers of ``netlist`` (a Yosys JSON netlist, modified in
-    place); returns what was done: ``nets`` (replicated), ``clones`` (cells added),
+    place); returns what was done: ``nets`` (replicated), ``clones`` (copies of drivers;
+    a LUT5's copy brings its two LUT4s),
     ``largest`` (up to 8 ``[driver, fanout, copies]``, largest fanout first)."""
     for what, v, lo in (("min_fanout", min_fanout, 2), ("min_group", min_group, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
@@ -86,12 +87,9 @@ def replicate_fanout(netlist: dict, *, min_fanout: int = 128, min_group: int = 3
                     driver[b] = (name, port)
                 else:
                     sinks.setdefault(b, []).append((name, port, i))
-    for port in mod.get("ports", {}).values():     # a port keeps the original's net
-        top_bit = max([top_bit] + [b for b in port.get("bits", []) if isinstance(b, int)])
-    for nn in netnames.values():
-        for b in nn.get("bits", []):
-            if isinstance(b, int):
-                top_bit = max(top_bit, b)
+    # new nets are numbered above every bit in use (a port keeps the original's net)
+    for named in list(mod.get("ports", {}).values()) + list(netnames.values()):
+        top_bit = max([top_bit] + [b for b in named.get("bits", []) if isinstance(b, int)])
     name_of_bit = {}
     for nn_name, nn in sorted(netnames.items()):
         bits = nn.get("bits", [])

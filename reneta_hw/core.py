@@ -45,7 +45,6 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
 
 from reneta_hw.bus.axi import Axi4Signature
 from reneta_hw.bus.axi_read import AxiReadMaster
@@ -54,7 +53,7 @@ from reneta_hw.ccm.pe_array import PEArray
 from reneta_hw.config import AcceleratorConfig
 from reneta_hw.ipm.dmx import DMX
 from reneta_hw.ipm.hazard import HazardCheck
-from reneta_hw.ipm.list_reader import ListReader, list_job_layout
+from reneta_hw.ipm.list_reader import ListReader
 from reneta_hw.ipm.sequencer import Sequencer, beat_layout, wb_layout
 from reneta_hw.isa import Proc, descriptor_layout, instruction_layout
 from reneta_hw.mem.fifo import (PingPongBuffer, PipelineRegister, SkidBuffer, SplitBuffer,
@@ -149,8 +148,6 @@ class RenetaCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        Np = cfg.num_pe
-        rs = exact_log2(cfg.row_bytes)
         sa = cfg.smem_addr_bits
 
         m.submodules.smem = smem = self._smem

@@ -46,12 +46,6 @@ def _netlist(loads: int, driver: str = "TRELLIS_FF") -> dict:
         "netnames": {"stall": {"hide_name": 0, "bits": [10], "attributes": {}}}}}}
 
 
-def _driver_of(mod, bit):
-    return [n for n, c in mod["cells"].items() if c["port_directions"].get(
-        "Q" if c["type"] == "TRELLIS_FF" else "Z") == "output"
-        and c["connections"].get("Q" if c["type"] == "TRELLIS_FF" else "Z") == [bit]]
-
-
 def test_loads_are_shared_out_among_exact_copies():
     nl = _netlist(1000)
     stats = replicate_fanout(nl, min_fanout=128, min_group=32)
