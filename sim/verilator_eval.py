@@ -346,11 +346,11 @@ class VerilatorModel:
 
     # --- build ----------------------------------------------------------------------
     def _driver(self) -> str:
-        init = "\n".join(f"    top->{p} = 0;" for p in self.inputs)
+        init = "\n".join(f"    top->{verilator_name(p)} = 0;" for p in self.inputs)
         if self.clocked:
             init += "\n    top->clk = 0;"
         set_inputs = "\n".join(
-            f"        top->{p} = i[{k}] & {(1 << w) - 1:#x}ULL;"
+            f"        top->{verilator_name(p)} = i[{k}] & {(1 << w) - 1:#x}ULL;"
             for k, (p, w) in enumerate(self.inputs.items()))
         if self.clocked:
             step = ("        top->clk = 0; top->eval();\n"
@@ -358,7 +358,7 @@ class VerilatorModel:
                     "        ctx->timeInc(1);")
         else:
             step = "        top->eval();"
-        get_outputs = "\n".join(f"        o[{k}] = (uint64_t)top->{p};"
+        get_outputs = "\n".join(f"        o[{k}] = (uint64_t)top->{verilator_name(p)};"
                                 for k, p in enumerate(self.outputs))
         return _DRIVER.format(top=self.name, nin=len(self.inputs), nout=len(self.outputs),
                               init=init, set_inputs=set_inputs, step=step,

@@ -65,7 +65,7 @@ from .verilator_eval import (VerilatorError, _cache_root, _ports, build_executab
                              unavailable_reason, verilator_name)
 
 __all__ = ["ProbedReneta", "run_verilator", "build_model", "unavailable_reason",
-           "VerilatorError", "TOP_NAME"]
+           "VerilatorError", "TOP_NAME", "TARGETS"]
 
 TOP_NAME = "reneta_sim"
 _TB_SOURCE = Path(__file__).with_name("verilator_tb.cpp")
@@ -204,14 +204,34 @@ def _opt() -> str:
     return os.environ.get("RENETA_VERILATOR_OPT", "-O1")
 
 
-def build_model(cfg, trace: bool = False) -> Path:
-    """The testbench executable of ``cfg`` (built, or found in the cache); see the module
-    docstring. The Verilog conversion is skipped when a build of the same config and
-    sources exists."""
+#: what the design may be elaborated for: the generic Verilog, or the netlist that ECP5
+#: synthesis reads (`Ecp5SynthHints`: DP16KD and MULT18X18D blocks, run through their
+#: behavioural models)
+TARGETS = ("generic", "ecp5")
+
+
+def _design_verilog(cfg, target: str) -> str:
+    from amaranth.back import verilog as _verilog
+    if target == "generic":
+        return _verilog.convert(ProbedReneta(cfg), name=TOP_NAME, emit_src=False)
+    from reneta_hw.mem.ecp5_bram import ECP5_DP16KD_MODEL
+    from reneta_hw.numeric.ecp5_dsp import ECP5_MULT18X18D_MODEL, Ecp5SynthHints
+    return (_verilog.convert(ProbedReneta(cfg), name=TOP_NAME, platform=Ecp5SynthHints(),
+                             emit_src=False) + ECP5_DP16KD_MODEL + ECP5_MULT18X18D_MODEL)
+
+
+def build_model(cfg, trace: bool = False, target: str = "generic") -> Path:
+    """The testbench executable of ``cfg`` (built, or found in the cache) elaborated for
+    ``target`` (one of `TARGETS`); see the module docstring. The Verilog conversion is
+    skipped when a build of the same config, target and sources exists."""
     reason = unavailable_reason()
     if reason:
         raise VerilatorError(reason)
+    if target not in TARGETS:
+        raise ValueError(f"target: must be one of {TARGETS}, got {target!r}")
     parts = [cfg.to_json_str(), _source_digest(), str(trace), _opt()]
+    if target != "generic":
+        parts.append(target)
     key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
     if key in _BUILT and _BUILT[key].exists():
         return _BUILT[key]
@@ -221,8 +241,7 @@ def build_model(cfg, trace: bool = False) -> Path:
         if exe.exists():
             _BUILT[key] = exe
             return exe
-    from amaranth.back import verilog as _verilog
-    text = _verilog.convert(ProbedReneta(cfg), name=TOP_NAME, emit_src=False)
+    text = _design_verilog(cfg, target)
     exe = build_executable(TOP_NAME, text, _driver(cfg, text), opt=_opt(), trace=trace)
     index.parent.mkdir(parents=True, exist_ok=True)
     tmp = index.with_suffix(".tmp")
@@ -265,14 +284,15 @@ def _seed_key(seed) -> list:
 def run_verilator(vs: VectorSet, dram_latency: int = 20, dram_stall=0.0, seed: int = 0,
                   max_cycles: int | None = None, vcd: str | None = None,
                   dram_log: str | None = None, program_in: str = "axil",
-                  program_addr: int | None = None) -> HarnessResult:
+                  program_addr: int | None = None, target: str = "generic") -> HarnessResult:
     """Run ``vs`` on the Verilator model; same arguments and result as `run_pysim` (see the
     module docstring; ``program_in`` and ``program_addr`` as there). ``wall_seconds`` is the
     program phase's time inside the executable; ``extras`` has ``load_cycles``,
     ``readback_cycles`` and ``process_seconds`` (the whole executable's run: loading,
     program, read-back, file I/O). ``dram_log=FILE`` writes the
     DRAM model's events, one per line as ``AxiMemory(trace=True).log`` has them (cycle,
-    ar/rlast/aw/b, address, len, id): for finding where two runs part."""
+    ar/rlast/aw/b, address, len, id): for finding where two runs part. ``target="ecp5"``
+    runs the design as ECP5 synthesis elaborates it (see `TARGETS`)."""
     cfg = vs.config
     vs.memories.validate(cfg)
     dram_size, prog_addr, image = program_placement(vs, program_in, program_addr)
@@ -283,7 +303,7 @@ def run_verilator(vs: VectorSet, dram_latency: int = 20, dram_stall=0.0, seed: i
     max_cycles = 2_000_000 if max_cycles is None else int(max_cycles)
     if max_cycles < 1:
         raise ValueError(f"max_cycles: must be >= 1, got {max_cycles}")
-    exe = build_model(cfg, trace=bool(vcd))
+    exe = build_model(cfg, trace=bool(vcd), target=target)
     n_core = sum(i.proc != Proc.IDLE for i in vs.program)
     with tempfile.TemporaryDirectory(prefix="reneta-vtop-") as td:
         d = Path(td)

@@ -88,6 +88,19 @@ def test_equals_pysim_under_dram_stalls(model, tmp_path):
     assert _max_reads_in_flight(tmp_path / "dram.log") > 16
 
 
+def test_ecp5_elaboration_equals_pysim(quick_build):
+    """The design as ECP5 synthesis elaborates it (SMEM banks on DP16KD blocks with their
+    output register, multipliers on MULT18X18D blocks, through behavioural models of both)
+    gives pysim's memories and cycle counts, under DRAM stalls."""
+    vs = _mixed_program()
+    kw = dict(dram_latency=12, dram_stall=0.2, seed=7)
+    hp = run_pysim(vs, **kw)
+    hv = run_verilator(vs, target="ecp5", **kw)
+    _same_run(hp, hv)
+    with pytest.raises(ValueError, match="target: must be one of"):
+        run_verilator(vs, target="xc7")
+
+
 @pytest.mark.parametrize("program_in", ["queued", "dram"])
 def test_program_sources_equal_pysim(model, program_in):
     """The program queued before START, or fetched from DRAM by pointer: the same cycles,

@@ -43,6 +43,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from reneta_hw.config import AcceleratorConfig
+from reneta_hw.mem.ecp5_bram import ecp5_lane_ram, ecp5_lane_ram_blocks, uses_ecp5_bram
 from reneta_hw.mem.fifo import PingPongBuffer
 
 __all__ = ["SharedMemory", "smem_host_signature", "smem_write_layout"]
@@ -197,23 +198,26 @@ class SharedMemory(wiring.Component):
                      rd_port_q.eq(rd_port), rd_bank2.eq(rd_bank), rd_valid2.eq(rd_valid),
                      rd_port_q2.eq(rd_port_q)]
         row = Signal(cfg.row_bits)
-        for k, mem in enumerate(self.smem_memories):
-            m.submodules[f"bank{k}"] = mem
-            wp = mem.write_port(granularity=W)
-            rp = mem.read_port(domain="sync")
-            sel_w = (w_addr[lb:] == k) if nb > 1 else 1
-            m.d.comb += [
-                wp.addr.eq(w_addr[:lb]),
-                wp.data.eq(w_data),
-                wp.en.eq(Mux(w_en & sel_w, w_mask, 0)),
-                rp.addr.eq(rd_addr[:lb]),
-                rp.en.eq(rd_en),
-            ]
-            bank_q = Signal(cfg.row_bits, name=f"bank{k}_q", reset_less=True)
-            with m.If(rd_valid & (rd_bank == k)):
-                m.d.sync += bank_q.eq(rp.data)
-            with m.If(rd_bank2 == k):
-                m.d.comb += row.eq(bank_q)
+        if uses_ecp5_bram(platform) and ecp5_lane_ram_blocks(bank_rows, cfg.num_pe, W):
+            self._ecp5_banks(m, row, rd_addr, rd_bank2, w_addr, w_mask, w_data, w_en)
+        else:
+            for k, mem in enumerate(self.smem_memories):
+                m.submodules[f"bank{k}"] = mem
+                wp = mem.write_port(granularity=W)
+                rp = mem.read_port(domain="sync")
+                sel_w = (w_addr[lb:] == k) if nb > 1 else 1
+                m.d.comb += [
+                    wp.addr.eq(w_addr[:lb]),
+                    wp.data.eq(w_data),
+                    wp.en.eq(Mux(w_en & sel_w, w_mask, 0)),
+                    rp.addr.eq(rd_addr[:lb]),
+                    rp.en.eq(rd_en),
+                ]
+                bank_q = Signal(cfg.row_bits, name=f"bank{k}_q", reset_less=True)
+                with m.If(rd_valid & (rd_bank == k)):
+                    m.d.sync += bank_q.eq(rp.data)
+                with m.If(rd_bank2 == k):
+                    m.d.comb += row.eq(bank_q)
         for i, fifo in enumerate(fifos):
             m.d.comb += [fifo.w_data.eq(row), fifo.w_en.eq(rd_valid2 & (rd_port_q2 == i))]
         host_hit = rd_valid2 & (rd_port_q2 == self.read_ports)
@@ -222,3 +226,45 @@ class SharedMemory(wiring.Component):
             m.d.sync += held.eq(row)
         m.d.comb += self.host.rdata.eq(Mux(host_hit, row, held))
         return m
+
+    def _ecp5_banks(self, m, row, rd_addr, rd_bank2, w_addr, w_mask, w_data, w_en):
+        """The banks on ECP5 block RAMs whose output register is ``bank_q``
+        (`reneta_hw.mem.ecp5_bram`): ``row`` gets the same row in the same cycle as with
+        the generic memories.
+
+        A DP16KD's read of the row its other port writes at the same edge is undefined, so
+        the write reaches the blocks one edge later than the generic memory's, and a read
+        at that edge takes the lanes it writes from the delayed write's data instead
+        (carried beside the read for two cycles): every read sees exactly the writes of the
+        earlier edges, as the generic memory's."""
+        cfg = self.cfg
+        lb = (cfg.smem_bank_rows - 1).bit_length()
+        W = cfg.word_bits
+        wd_addr, wd_mask, wd_data = (Signal.like(v, name=f"{n}_d", reset_less=True)
+                                     for v, n in ((w_addr, "w_addr"), (w_mask, "w_mask"),
+                                                  (w_data, "w_data")))
+        wd_en = Signal(name="w_en_d")
+        m.d.sync += [wd_addr.eq(w_addr), wd_mask.eq(w_mask), wd_data.eq(w_data),
+                     wd_en.eq(w_en)]
+        byp_mask = [Signal(cfg.num_pe, name=f"bypass_mask{i}", reset_less=True)
+                    for i in (1, 2)]
+        byp_data = [Signal(cfg.row_bits, name=f"bypass_data{i}", reset_less=True)
+                    for i in (1, 2)]
+        hit = wd_en & (wd_addr == rd_addr)
+        m.d.sync += [byp_mask[0].eq(Mux(hit, wd_mask, 0)), byp_data[0].eq(wd_data),
+                     byp_mask[1].eq(byp_mask[0]), byp_data[1].eq(byp_data[0])]
+        bank_row = Signal(cfg.row_bits)
+        for k, mem in enumerate(self.smem_memories):
+            # the simulation backdoor stays elaborated; without ports synthesis drops it
+            m.submodules[f"bank{k}"] = mem
+            sel_w = (wd_addr[lb:] == k) if cfg.smem_banks > 1 else 1
+            bank_q = ecp5_lane_ram(m, depth=cfg.smem_bank_rows, lanes=cfg.num_pe,
+                                   lane_bits=W, waddr=wd_addr[:lb], wdata=wd_data,
+                                   wlanes=Mux(wd_en & sel_w, wd_mask, 0),
+                                   raddr=rd_addr[:lb], name=f"bank{k}_q")
+            with m.If(rd_bank2 == k):
+                m.d.comb += bank_row.eq(bank_q)
+        for lane in range(cfg.num_pe):
+            bits = slice(lane * W, (lane + 1) * W)
+            m.d.comb += row[bits].eq(Mux(byp_mask[1][lane], byp_data[1][bits],
+                                         bank_row[bits]))

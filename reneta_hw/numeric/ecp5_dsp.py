@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from amaranth.hdl import ClockSignal, Const, Instance, Signal, Value
 
-__all__ = ["Ecp5SynthHints", "uses_ecp5_dsp", "ecp5_mult18", "ECP5_MULT18X18D_MODEL"]
+__all__ = ["Ecp5SynthHints", "targets_ecp5", "uses_ecp5_dsp", "ecp5_mult18",
+           "ECP5_MULT18X18D_MODEL"]
 
 #: widest signed operand one MULT18X18D takes
 MULT18_BITS = 18
@@ -35,22 +36,30 @@ class Ecp5SynthHints:
     flow, only the facts that elaboration may use to pick ECP5 primitives."""
 
     reneta_ecp5_dsp = True
+    reneta_ecp5_bram = True
 
     def __repr__(self) -> str:
         return "Ecp5SynthHints()"
 
 
-def uses_ecp5_dsp(platform) -> bool:
-    """Whether elaboration for ``platform`` should instantiate ECP5 multiplier blocks."""
+def targets_ecp5(platform, primitive: str) -> bool:
+    """Whether elaboration for ``platform`` should instantiate the ECP5 ``primitive``
+    blocks (``"dsp"``, ``"bram"``): an amaranth-boards ECP5 platform uses them all, any
+    other platform those for which it carries ``reneta_ecp5_<primitive> = True``."""
     if platform is None:
         return False
-    if getattr(platform, "reneta_ecp5_dsp", False):
+    if getattr(platform, f"reneta_ecp5_{primitive}", False):
         return True
     try:
         from amaranth.vendor import LatticeECP5Platform
     except ImportError:                                   # pragma: no cover
         return False
     return isinstance(platform, LatticeECP5Platform)
+
+
+def uses_ecp5_dsp(platform) -> bool:
+    """Whether elaboration for ``platform`` should instantiate ECP5 multiplier blocks."""
+    return targets_ecp5(platform, "dsp")
 
 
 def ecp5_mult18(m, a, b, en, *, reg_inputs: bool, reg_output: bool, name: str = "dsp"):

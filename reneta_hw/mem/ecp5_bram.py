@@ -1,0 +1,193 @@
+"""ECP5 block RAMs (DP16KD) with their output register, for synthesis on ECP5.
+
+Why: Yosys's ECP5 block RAM library has no output-register mode, so every block RAM it
+infers drives the fabric straight from its read latch, 4.26 ns after the clock
+(measured with nextpnr-ecp5 0.11, speed 8): two thirds of a 150 MHz cycle before any
+routing. With ``REGMODE = "OUTREG"`` the block's own output register takes that read
+one cycle later and the path out starts at a register (a one-BRAM design then runs at
+477 MHz, limited by a counter). A memory that already puts a register right behind its
+read (the SMEM banks' ``bank_q``) can move that register into the block for free.
+
+`ecp5_lane_ram` builds one simple dual-port memory of ``lanes`` words per row out of
+DP16KD blocks: write port A (one write enable per lane), read port B with the output
+register, latency 2 (address at edge k, data after edge k + 1). Each block holds bits
+of a single lane (a lane of W bits is split into ``ceil(W / width)`` blocks), so a
+lane's write enable is the block's ``WEA``. The block width is the widest whose depth
+(16384 / 8192 / 4096 / 2048 / 1024 rows for 1 / 2 / 4 / 9 / 18 bits) holds the rows;
+`ecp5_lane_ram_blocks` says how many blocks that takes, or None above 16384 rows.
+
+What a DP16KD does not give: a read of the row that the other port writes at the same
+edge is undefined. The caller must keep such collisions away from the data it uses (the
+SMEM delays its writes by one cycle and bypasses them; see `reneta_hw.mem.smem`).
+
+Only elaboration for ECP5 uses this (`targets_ecp5(platform, "bram")`); simulation and
+the emitted Verilog use `amaranth.lib.memory.Memory`. ``tests/test_ecp5_bram.py`` runs
+the ECP5 elaboration under Verilator against the generic one, through a behavioural model
+of the block (`ECP5_DP16KD_MODEL`) whose undefined collision reads return garbage.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import ClockSignal, Const, Instance, Signal, Value
+
+from reneta_hw.numeric.ecp5_dsp import targets_ecp5
+
+__all__ = ["uses_ecp5_bram", "ecp5_lane_ram", "ecp5_lane_ram_blocks", "ECP5_DP16KD_MODEL"]
+
+#: DP16KD data widths and the rows each holds (ports A and B at the same width)
+DP16KD_ROWS = {18: 1024, 9: 2048, 4: 4096, 2: 8192, 1: 16384}
+#: address bits of a DP16KD port (ADx13..ADx0); a width's row number sits in the top bits
+DP16KD_ADDR_BITS = 14
+
+
+def uses_ecp5_bram(platform) -> bool:
+    """Whether elaboration for ``platform`` should instantiate ECP5 block RAMs."""
+    return targets_ecp5(platform, "bram")
+
+
+def _block_width(depth: int) -> int | None:
+    fits = [w for w, rows in DP16KD_ROWS.items() if rows >= depth]
+    return max(fits) if fits else None
+
+
+def ecp5_lane_ram_blocks(depth: int, lanes: int, lane_bits: int) -> int | None:
+    """DP16KD blocks `ecp5_lane_ram` uses for this shape; None if ``depth`` is too deep
+    for one block per column (the caller then keeps the generic memory)."""
+    width = _block_width(depth)
+    if width is None:
+        return None
+    return lanes * -(-lane_bits // width)
+
+
+def ecp5_lane_ram(m, *, depth: int, lanes: int, lane_bits: int, waddr, wdata, wlanes,
+                  raddr, name: str) -> Value:
+    """A ``depth`` x ``lanes * lane_bits`` memory on DP16KD blocks; returns the read data.
+
+    Lane ``l`` of a row is ``wdata[l * lane_bits:(l + 1) * lane_bits]``. At each edge lane
+    ``l`` of row ``waddr`` is written where ``wlanes[l]`` is high, and row ``raddr`` is
+    read; its data is on the returned value after the next edge (the output register
+    loads every cycle). The contents start as zero, and so does the read data.
+    """
+    width = _block_width(depth)
+    if width is None:
+        raise ValueError(f"ecp5_lane_ram {name}: {depth} rows do not fit one DP16KD column "
+                         f"(at most {max(DP16KD_ROWS.values())})")
+    waddr, wdata, wlanes, raddr = (Value.cast(v) for v in (waddr, wdata, wlanes, raddr))
+    if len(wdata) != lanes * lane_bits or len(wlanes) != lanes:
+        raise ValueError(f"ecp5_lane_ram {name}: wdata has {len(wdata)} bits and wlanes "
+                         f"{len(wlanes)}; expected {lanes * lane_bits} and {lanes}")
+    row_bits = (DP16KD_ROWS[width] - 1).bit_length()
+    shift = DP16KD_ADDR_BITS - row_bits
+    for what, a in (("waddr", waddr), ("raddr", raddr)):
+        if len(a) > row_bits:
+            raise ValueError(f"ecp5_lane_ram {name}: {what} has {len(a)} bits; a "
+                             f"{width}-bit DP16KD has {row_bits}")
+    rdata = Signal(lanes * lane_bits, name=f"{name}_rdata")
+    chunks = -(-lane_bits // width)
+    for lane in range(lanes):
+        for c in range(chunks):
+            lo = lane * lane_bits + c * width
+            n = min(width, (lane + 1) * lane_bits - lo)
+            do = Signal(18, name=f"{name}_l{lane}c{c}_do")
+            m.d.comb += rdata[lo:lo + n].eq(do[:n])
+            ports = {
+                "p_DATA_WIDTH_A": width, "p_DATA_WIDTH_B": width,
+                "p_REGMODE_A": "NOREG", "p_REGMODE_B": "OUTREG",
+                "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL",
+                "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
+                "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
+                "p_GSR": "DISABLED",
+                "i_CLKA": ClockSignal("sync"), "i_CEA": Const(1, 1),
+                "i_OCEA": Const(1, 1), "i_RSTA": Const(0, 1), "i_WEA": wlanes[lane],
+                "i_CLKB": ClockSignal("sync"), "i_CEB": Const(1, 1),
+                "i_OCEB": Const(1, 1), "i_RSTB": Const(0, 1), "i_WEB": Const(0, 1),
+            }
+            for port, addr in (("A", waddr), ("B", raddr)):
+                # below the row number: zeros, but at 18 bits ADA1/ADA0 are the byte
+                # enables of the write (both on)
+                low = [Const(int(port == "A" and width == 18 and i < 2), 1)
+                       for i in range(shift)]
+                bits = low + [addr[i] if i < len(addr) else Const(0, 1)
+                              for i in range(row_bits)]
+                for i, b in enumerate(bits):
+                    ports[f"i_AD{port}{i}"] = b
+                for i in range(3):
+                    ports[f"i_CS{port}{i}"] = Const(0, 1)
+            for i in range(18):
+                ports[f"i_DIA{i}"] = wdata[lo + i] if i < n else Const(0, 1)
+                ports[f"i_DIB{i}"] = Const(0, 1)
+                ports[f"o_DOB{i}"] = do[i]
+            m.submodules[f"{name}_l{lane}c{c}"] = Instance("DP16KD", **ports)
+    return rdata
+
+
+#: A behavioural Verilog model of the DP16KD features `ecp5_lane_ram` uses, for the tests
+#: that simulate the ECP5 elaboration (Yosys ships only a black box of the block): equal
+#: widths on both ports (1, 2, 4, 9, 18; the row number in the top address bits, at 18 bits
+#: ADx1/ADx0 the two byte enables of a write), port A writes, port B reads into its latch
+#: while CEB is high, and with REGMODE_B = "OUTREG" the output register takes the latch
+#: while OCEB is high. A read of the row port A writes at the same edge is undefined in the
+#: block; the model returns the inverted old row then, so a design that relies on it fails.
+ECP5_DP16KD_MODEL = r"""
+module DP16KD #(
+    parameter DATA_WIDTH_A = 18, parameter DATA_WIDTH_B = 18,
+    parameter REGMODE_A = "NOREG", parameter REGMODE_B = "NOREG",
+    parameter RESETMODE = "SYNC", parameter ASYNC_RESET_RELEASE = "SYNC",
+    parameter CSDECODE_A = "0b000", parameter CSDECODE_B = "0b000",
+    parameter WRITEMODE_A = "NORMAL", parameter WRITEMODE_B = "NORMAL",
+    parameter GSR = "ENABLED"
+) (
+    input DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6,
+    input DIA5, DIA4, DIA3, DIA2, DIA1, DIA0,
+    input ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0,
+    input CEA, OCEA, CLKA, WEA, RSTA, CSA2, CSA1, CSA0,
+    output DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6,
+    output DOA5, DOA4, DOA3, DOA2, DOA1, DOA0,
+    input DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6,
+    input DIB5, DIB4, DIB3, DIB2, DIB1, DIB0,
+    input ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0,
+    input CEB, OCEB, CLKB, WEB, RSTB, CSB2, CSB1, CSB0,
+    output DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6,
+    output DOB5, DOB4, DOB3, DOB2, DOB1, DOB0
+);
+    localparam W = DATA_WIDTH_A;
+    localparam SHIFT = (W == 18) ? 4 : (W == 9) ? 3 : (W == 4) ? 2 : (W == 2) ? 1 : 0;
+    localparam ROWS = 16384 >> SHIFT;
+    wire [13:0] ada = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3,
+                       ADA2, ADA1, ADA0};
+    wire [13:0] adb = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3,
+                       ADB2, ADB1, ADB0};
+    wire [17:0] dia = {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8,
+                       DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0};
+    wire [13 - SHIFT:0] row_a = ada[13:SHIFT];
+    wire [13 - SHIFT:0] row_b = adb[13:SHIFT];
+    // the byte enables of an 18-bit write
+    wire [17:0] be = (W == 18) ? {{9{ADA1}}, {9{ADA0}}} : 18'h3ffff;
+    reg [17:0] mem [0:ROWS - 1];
+    reg [17:0] latch_b, out_b;
+    integer i;
+    initial begin
+        for (i = 0; i < ROWS; i = i + 1) mem[i] = 18'h0;
+        latch_b = 18'h0;
+        out_b = 18'h0;
+    end
+    wire [17:0] wmask = be & ((18'h1 << W) - 18'h1);
+    always @(posedge CLKB) begin
+        if (CEB) begin
+            if (CEA && WEA && row_a == row_b)
+                latch_b <= ~mem[row_b] & ((18'h1 << W) - 18'h1);   // undefined: garbage
+            else
+                latch_b <= mem[row_b] & ((18'h1 << W) - 18'h1);
+        end
+        if (RSTB) out_b <= 18'h0;
+        else if (OCEB) out_b <= latch_b;
+    end
+    always @(posedge CLKA)
+        if (CEA && WEA) mem[row_a] <= (mem[row_a] & ~wmask) | (dia & wmask);
+    wire [17:0] dob = (REGMODE_B == "OUTREG") ? out_b : latch_b;
+    assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6,
+            DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob;
+    assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6,
+            DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = 18'h0;
+endmodule
+"""

@@ -1,0 +1,158 @@
+"""ECP5 block RAMs with their output register: the SMEM's ECP5 elaboration is cycle-exact
+with its generic one (under Verilator, through a behavioural DP16KD model whose reads of a
+row written at the same edge return garbage), and Yosys keeps the blocks as placed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Fragment, Module, Mux, Signal
+
+from platforms.synth import synth_ecp5
+from reneta_hw.config import AcceleratorConfig
+from reneta_hw.mem.ecp5_bram import (ECP5_DP16KD_MODEL, ecp5_lane_ram, ecp5_lane_ram_blocks,
+                                     uses_ecp5_bram)
+from reneta_hw.mem.smem import SharedMemory
+from reneta_hw.numeric.ecp5_dsp import Ecp5SynthHints
+from reneta_hw.numeric.fixed_point import FixedPoint
+from sim import verilator_eval
+
+
+def _cfg(bank_rows, word_bits=16, num_pe=4, banks=2):
+    fmt = FixedPoint(int_bits=word_bits // 2, frac_bits=word_bits - word_bits // 2)
+    return AcceleratorConfig(num_pe=num_pe, max_n=32, max_m=16, fmt=fmt, spm_depth=16,
+                             smem_depth=bank_rows * banks, smem_banks=banks,
+                             axi_data_width=64)
+
+
+class _SmemWithoutBypass(SharedMemory):
+    """The control: the ECP5 banks written at the generic edge, without the bypass, so a
+    read of a row written at the same edge gets the block's undefined data."""
+
+    def _ecp5_banks(self, m, row, rd_addr, rd_bank2, w_addr, w_mask, w_data, w_en):
+        cfg = self.cfg
+        lb = (cfg.smem_bank_rows - 1).bit_length()
+        for k, mem in enumerate(self.smem_memories):
+            m.submodules[f"bank{k}"] = mem
+            q = ecp5_lane_ram(m, depth=cfg.smem_bank_rows, lanes=cfg.num_pe,
+                              lane_bits=cfg.word_bits, waddr=w_addr[:lb], wdata=w_data,
+                              wlanes=Mux(w_en & (w_addr[lb:] == k), w_mask, 0),
+                              raddr=rd_addr[:lb], name=f"bank{k}_q")
+            with m.If(rd_bank2 == k):
+                m.d.comb += row.eq(q)
+
+
+def _stimulus(cfg, cycles, seed):
+    """Random inputs for every SMEM input port, on a handful of rows (both banks, first
+    and last rows) so that reads and writes of one row meet often."""
+    rng = np.random.default_rng(seed)
+    rows = np.array([0, 1, 2, cfg.smem_bank_rows - 1, cfg.smem_bank_rows,
+                     cfg.smem_bank_rows + 1, cfg.smem_depth - 1], dtype=np.uint64)
+
+    def bits(p):
+        return (rng.random(cycles) < p).astype(np.uint64)
+
+    def some(values):
+        return rng.choice(values, cycles).astype(np.uint64)
+
+    masks = np.arange(1 << cfg.num_pe, dtype=np.uint64)
+    datas = rng.integers(0, 1 << cfg.row_bits, 64, dtype=np.uint64)
+    ab = np.uint64(cfg.smem_addr_bits)
+    s = {"wreq__valid": bits(0.6),
+         # smem_write_layout: addr, then mask, then data
+         "wreq__payload": some(rows) | (some(masks) << ab)
+         | (some(datas) << (ab + np.uint64(cfg.num_pe))),
+         "host__addr": some(rows), "host__lane_mask": some(masks), "host__wdata": some(datas),
+         "host__we": bits(0.03), "host__re": bits(0.03)}
+    for i in range(2):
+        s[f"rreq__{i}__valid"] = bits(0.7)
+        s[f"rreq__{i}__payload"] = some(rows)
+        s[f"rresp__{i}__ready"] = bits(0.8)
+    return s
+
+
+def _run(dut, platform, stim, cycles):
+    text = verilog.convert(dut, name="smem", platform=platform, emit_src=False)
+    model = verilator_eval.VerilatorModel(text + (ECP5_DP16KD_MODEL if platform else ""),
+                                          name="smem")
+    given = {k: v for k, v in stim.items() if k in model.inputs}
+    return model.run(cycles, **given), text
+
+
+def _needs_verilator():
+    reason = verilator_eval.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.mark.parametrize("bank_rows,word_bits,block_width", [
+    (512, 16, 18), (1024, 12, 18), (2048, 16, 9), (4096, 12, 4)])
+def test_smem_ecp5_banks_cycle_exact(bank_rows, word_bits, block_width):
+    """Every output of the SMEM, every cycle, equals the generic elaboration's, on random
+    traffic full of same-row reads and writes; without the bypass (the control) it does
+    not."""
+    _needs_verilator()
+    cfg = _cfg(bank_rows, word_bits, num_pe=2)
+    cycles = 6000
+    stim = _stimulus(cfg, cycles, seed=bank_rows + word_bits)
+    generic, gtext = _run(SharedMemory(cfg, read_ports=2, resp_depth=4), None, stim, cycles)
+    ecp5, etext = _run(SharedMemory(cfg, read_ports=2, resp_depth=4), Ecp5SynthHints(),
+                       stim, cycles)
+    assert "DP16KD" not in gtext
+    assert etext.count(f".DATA_WIDTH_B(32'd{block_width})") == \
+        ecp5_lane_ram_blocks(bank_rows, 2, word_bits) * 2
+    for port, values in generic.items():
+        np.testing.assert_array_equal(ecp5[port], values, err_msg=port)
+    got = sum(int(v.sum()) for p, v in generic.items() if p.endswith("__valid")
+              and p.startswith("rresp"))
+    assert got > cycles // 4        # rows did come back
+    control, _ = _run(_SmemWithoutBypass(cfg, read_ports=2, resp_depth=4), Ecp5SynthHints(),
+                      stim, cycles)
+    assert any((control[p] != generic[p]).any() for p in generic if "payload" in p
+               or "rdata" in p)
+
+
+def test_block_counts_and_fallback():
+    assert ecp5_lane_ram_blocks(4096, 16, 16) == 64       # 4 bits per block
+    assert ecp5_lane_ram_blocks(1024, 16, 16) == 16       # 18 bits per block
+    assert ecp5_lane_ram_blocks(2048, 16, 12) == 32       # 9 + 3 bits
+    assert ecp5_lane_ram_blocks(16384, 2, 16) == 32
+    assert ecp5_lane_ram_blocks(16385, 2, 16) is None
+    # too deep for one block per column: the SMEM keeps the generic memory
+    cfg = _cfg(32768, banks=1)
+    text = verilog.convert(SharedMemory(cfg), name="smem", platform=Ecp5SynthHints(),
+                           emit_src=False)
+    assert "DP16KD" not in text
+
+
+def test_platform_choice():
+    assert uses_ecp5_bram(Ecp5SynthHints())
+    assert not uses_ecp5_bram(None)
+
+    class Other:
+        pass
+    assert not uses_ecp5_bram(Other())
+
+
+def test_lane_ram_bad_arguments():
+    m = Module()
+    a, d, w = Signal(10), Signal(32), Signal(2)
+    with pytest.raises(ValueError, match="16385 rows do not fit"):
+        ecp5_lane_ram(m, depth=16385, lanes=2, lane_bits=16, waddr=a, wdata=d, wlanes=w,
+                      raddr=a, name="x")
+    with pytest.raises(ValueError, match="wdata has 32 bits and wlanes 2; expected 48"):
+        ecp5_lane_ram(m, depth=1024, lanes=2, lane_bits=24, waddr=a, wdata=d, wlanes=w,
+                      raddr=a, name="x")
+    with pytest.raises(ValueError, match="waddr has 12 bits; a 18-bit DP16KD has 10"):
+        ecp5_lane_ram(m, depth=1024, lanes=2, lane_bits=16, waddr=Signal(12), wdata=d,
+                      wlanes=w, raddr=a, name="x")
+    Fragment.get(m, None)           # nothing was added; elaborated, so no unused warning
+
+
+def test_yosys_keeps_the_output_registered_blocks():
+    """Synthesis for ECP5: the SMEM's banks are DP16KD with REGMODE_B = OUTREG (2 banks of
+    512 rows x 4 lanes of 16 bits: 8 blocks), and the fabric carries no bank register."""
+    cfg = _cfg(512)
+    rep = synth_ecp5(SharedMemory(cfg, read_ports=2, resp_depth=4), name="smem", pnr=False)
+    assert rep.brams == 8
