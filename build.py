@@ -315,6 +315,7 @@ def cmd_synth(args) -> int:
         rep = synth_target(cfg, args.target, args.device, pnr=not args.no_pnr,
                            freq_mhz=args.freq, seed=args.seed, seeds=args.seeds,
                            jobs=args.jobs, workdir=args.workdir, fanout=args.fanout,
+                           router=args.router,
                            cache_dir=None if args.no_cache else
                            (args.cache or default_cache_dir()))
     except (ConfigError, ValueError) as e:
@@ -347,7 +348,7 @@ def cmd_synth(args) -> int:
 
 
 def _add_synth(sub):
-    from platforms.synth import DEFAULT_FANOUT
+    from platforms.synth import DEFAULT_FANOUT, DEFAULT_ROUTER, ROUTERS
     p = sub.add_parser("synth", help="LUT/FF/DSP/BRAM and Fmax with Yosys + nextpnr",
                        description="Synthesize the accelerator out of context with the YoWASP "
                                    "Yosys and nextpnr (xc7: a synth_xilinx estimate without "
@@ -372,6 +373,8 @@ def _add_synth(sub):
                    help="ecp5: before place and route, clone each flip-flop or LUT that drives "
                         "at least N cell inputs, see platforms/fanout.py (e.g. 128; default "
                         f"{DEFAULT_FANOUT}: off)")
+    p.add_argument("--router", choices=ROUTERS, default=DEFAULT_ROUTER,
+                   help=f"nextpnr's router (ecp5, ice40; default {DEFAULT_ROUTER})")
     p.add_argument("--cache", type=Path, help="reuse/store reports in this directory (default "
                                               "$RENETA_SYNTH_CACHE or ~/.cache/reneta/synth, "
                                               "shared with build.py demo)")

