@@ -16,6 +16,12 @@ lane's write enable is the block's ``WEA``. The block width is the widest whose 
 (16384 / 8192 / 4096 / 2048 / 1024 rows for 1 / 2 / 4 / 9 / 18 bits) holds the rows;
 `ecp5_lane_ram_blocks` says how many blocks that takes, or None above 16384 rows.
 
+Measured (nextpnr-ecp5 0.11, 85F speed 8, seed 1, 16 PEs with small memories:
+``max_n=64, max_m=64, smem_depth=1024, spm_depth=64``): 108.8 MHz and 3,012 endpoints
+later than 6.67 ns with the SMEM on these blocks, against 104.87 MHz and 3,325 with
+Yosys's; 101 DP16KD against 85 (512-row banks take one 18-bit block per 16-bit lane).
+One seed: the seed-to-seed spread is about 9 %.
+
 What a DP16KD does not give: a read of the row that the other port writes at the same
 edge is undefined. The caller must keep such collisions away from the data it uses (the
 SMEM delays its writes by one cycle and bypasses them; see `reneta_hw.mem.smem`).

@@ -11,6 +11,9 @@ Organisation: ``smem_banks`` `amaranth.lib.memory.Memory` objects (``smem_memori
 ``smem_bank_rows`` deep and ``row_bits`` wide; SMEM row ``r`` is row ``r % bank_rows`` of bank
 ``r // bank_rows`` (bank = row address MSBs); lane ``p`` of a row sits in bits
 ``[p*word_bits, (p+1)*word_bits)``. Writes have one enable per lane (single-lane results).
+Elaborated for ECP5 (`reneta_hw.mem.ecp5_bram`), the banks are DP16KD blocks whose own
+output register is the bank register behind the read; the ports' timing and data are the
+same (see ``_ecp5_banks``).
 
 Ports
 -----
