@@ -32,7 +32,7 @@ lists' rows, read from their SPM descriptors (a second SPM read port). A ``DELTA
 (`reneta_hw.opm.delta_proc.DeltaProc`) is accepted only when the core is idle, and nothing
 is accepted while it runs: its lists and descriptors need no written-range tracking.
 
-Errors (``error_code``, sticky until ``error_clear``): 1 = a non-zero index >= n1 (the
+Errors (``error_code``, set two cycles after the event, sticky until ``error_clear``): 1 = a non-zero index >= n1 (the
 element is computed with index 0 so the instruction still finishes), 2 = a DRAM bus error
 (read or write response), 3 = a DELTA list row past the end of SMEM
 (`reneta_hw.opm.delta_proc`), 4 = an index repeated within one non-zero list
@@ -372,16 +372,24 @@ class RenetaCore(wiring.Component):
         # --- status, errors, events ---------------------------------------------------------
         m.d.comb += [self.idle.eq(core_idle), self.retired.eq(wb_retired | dp.done),
                      rd.error_clear.eq(self.error_clear), wr.error_clear.eq(self.error_clear)]
+        # each block's error lands in a flip-flop first (the blocks' checks end in adders
+        # and comparators spread over the chip); the one seen in the cycle of an
+        # ``error_clear`` is dropped, as it would be unregistered
+        err_index, err_bus, err_range, err_dup, cleared = (Signal(name=n) for n in (
+            "err_index", "err_bus", "err_range", "err_dup", "err_cleared"))
+        m.d.sync += [err_index.eq(lists.error), err_bus.eq(rd.error | wr.error),
+                     err_range.eq(dp.error), err_dup.eq(dup.error),
+                     cleared.eq(self.error_clear)]
         with m.If(self.error_clear):
             m.d.sync += [self.error.eq(0), self.error_code.eq(0)]
-        with m.Elif(~self.error):
-            with m.If(lists.error):
+        with m.Elif(~self.error & ~cleared):
+            with m.If(err_index):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.BAD_INDEX)]
-            with m.Elif(rd.error | wr.error):
+            with m.Elif(err_bus):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.BUS)]
-            with m.Elif(dp.error):
+            with m.Elif(err_range):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.RANGE)]
-            with m.Elif(dup.error):
+            with m.Elif(err_dup):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(ErrorCode.DUPLICATE)]
         # registered: each bit counts the cycle before (off the paths into the controller's
         # 64-bit counters)

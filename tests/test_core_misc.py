@@ -139,8 +139,9 @@ def test_mtxv_sp_gapless_and_uncached_blocks():
     cfg = small_cfg()
     pb = make_problem(cfg, 16, 8, 6, 0.0, seed=3)
     cyc, ev = _exact(cfg, build_program(pb, "MTxV_SP", dst="dram"), pb.mem, dram_latency=20)
-    # (the fill includes the PE array's latency and the 150 MHz register stages)
-    assert cyc["total"] <= ev["mac_beat"] + 78, (cyc["total"], ev["mac_beat"])
+    # (the fill includes the PE array's latency and the 150 MHz register stages: 79
+    # cycles when last measured, with the list reader's descriptor prefetch)
+    assert cyc["total"] <= ev["mac_beat"] + 80, (cyc["total"], ev["mac_beat"])
     cfg = small_cfg(num_pe=2, max_n=80, smem_depth=512)        # 40 blocks > 32 cache rows
     pb = make_problem(cfg, 68, 2, 2, 0.0, seed=5)
     _exact(cfg, build_program(pb, "MTxV_SP", dst="both"), pb.mem, stall=0.2)

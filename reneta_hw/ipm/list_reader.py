@@ -90,33 +90,61 @@ class ListReader(wiring.Component):
                                     "n1": unsigned(cfg.n_bits)})
         dfifo = SyncFIFOBuffered(width=desc_l.size, depth=self.desc_depth)
         m.submodules.dfifo = dfifo
-        job = Signal(list_job_layout(cfg))
-        d = self.spm_data
+        # descriptor prefetch, three one-entry stages that each load only when the next one
+        # is free (every handshake starts at flip-flops): A, the SPM read in flight; B, the
+        # descriptor in a register (a block RAM's clock-to-output, 4.1 ns on ECP5, leaves
+        # no time for adders behind it); C, the job's row counts and first rows, ready for
+        # the requester. A job is accepted every other cycle at best, as the requester
+        # takes one (IDLE, then at least one REQ cycle).
+        valid_a, valid_b, valid_c = Signal(), Signal(), Signal()
+        job_a = Signal(list_job_layout(cfg))
+        job_b = Signal(list_job_layout(cfg))
+        d = Signal(descriptor_layout(cfg))
+        prep_l = data.StructLayout({"rows": unsigned(cb + 1), "row_i": unsigned(a),
+                                    "row_v": unsigned(a), "desc": desc_l})
+        prep = Signal(prep_l)
+        accept = Signal()
+        m.d.comb += [
+            self.job.ready.eq(~valid_a & (~valid_b | ~valid_c)),
+            accept.eq(self.job.valid & self.job.ready),
+            self.spm_addr.eq(self.job.payload.spm_addr), self.spm_en.eq(accept),
+        ]
+        m.d.sync += valid_a.eq(accept)
+        with m.If(accept):
+            m.d.sync += job_a.eq(self.job.payload)
+        move_bc = valid_b & ~valid_c
+        with m.If(valid_a):                 # B is free or moves on now (see job.ready)
+            m.d.sync += [d.eq(self.spm_data), job_b.eq(job_a), valid_b.eq(1)]
+        with m.Elif(move_bc):
+            m.d.sync += valid_b.eq(0)
+        with m.If(move_bc):
+            m.d.sync += [
+                prep.rows.eq(Mux(d.count == 0, 0, (d.head_lane + d.count + (Np - 1)) >> lb)),
+                prep.row_i.eq(job_b.nzl + d.head_row), prep.row_v.eq(job_b.op1 + d.head_row),
+                prep.desc.lane.eq(d.head_lane), prep.desc.count.eq(d.count),
+                prep.desc.n1.eq(job_b.n1),
+                valid_c.eq(1),
+            ]
+
         rows_left_i = Signal(cb + 1)
         rows_left_v = Signal(cb + 1)
         row_i = Signal(a)
         row_v = Signal(a)
+        hold = Signal(desc_l)
         pushed = Signal()
+        requesting = Signal()
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.job.ready.eq(1), self.spm_addr.eq(self.job.payload.spm_addr),
-                             self.spm_en.eq(self.job.valid)]
-                with m.If(self.job.valid):
-                    m.d.sync += job.eq(self.job.payload)
-                    m.next = "DESC"
-            with m.State("DESC"):
-                rows = Mux(d.count == 0, 0, (d.head_lane + d.count + (Np - 1)) >> lb)
-                m.d.sync += [
-                    rows_left_i.eq(rows), rows_left_v.eq(rows),
-                    row_i.eq(job.nzl + d.head_row), row_v.eq(job.op1 + d.head_row),
-                    pushed.eq(0),
-                ]
-                hold = Signal(desc_l)
-                m.d.sync += [hold.lane.eq(d.head_lane), hold.count.eq(d.count),
-                             hold.n1.eq(job.n1)]
-                m.next = "REQ"
+                with m.If(valid_c):
+                    m.d.sync += [
+                        rows_left_i.eq(prep.rows), rows_left_v.eq(prep.rows),
+                        row_i.eq(prep.row_i), row_v.eq(prep.row_v), hold.eq(prep.desc),
+                        pushed.eq(0), valid_c.eq(0),
+                    ]
+                    m.next = "REQ"
             with m.State("REQ"):
                 m.d.comb += [
+                    requesting.eq(1),
                     dfifo.w_data.eq(hold),
                     dfifo.w_en.eq(~pushed),
                     self.idx_req.valid.eq(rows_left_i != 0),
@@ -183,5 +211,6 @@ class ListReader(wiring.Component):
         with m.If(load):
             m.d.sync += [have.eq(dfifo.r_rdy), cur.eq(nxt), g.eq(0)]
         busy_out = picked.o.valid | checked.o.valid
-        m.d.comb += self.busy.eq(have | dfifo.r_rdy | (self.job.ready == 0) | busy_out)
+        m.d.comb += self.busy.eq(have | dfifo.r_rdy | valid_a | valid_b | valid_c | requesting
+                              | busy_out)
         return m

@@ -92,13 +92,14 @@ class DeltaProc(wiring.Component):
         blocks_m1 = Signal(cfg.n_bits)            # ceil(n1/Np) - 1
 
         # --- instruction intake and the list position of timestep t - 1 ----------------------
-        idle, head, head_data, run = range(4)
-        state = Signal(2)
+        idle, head, head_data, head_sum, run = range(5)
+        state = Signal(3)
         # ``busy`` is its own flip-flop (= state != idle): the core's writer and row
         # multiplexers hang on it, a wide fan-out that should start at a register
         m.d.comb += self.instr.ready.eq(state == idle)
         m.d.sync += [self.done.eq(0)]
         err_head = Signal()
+        head_desc = Signal(descriptor_layout(cfg))   # the descriptor of timestep t - 1
         ins = self.instr.payload
         cmd_k = Signal(cfg.cnt_bits + 1)          # commands sent
         req_t = Signal(cfg.cnt_bits + 1)          # timestep offset of the next row request
@@ -122,10 +123,13 @@ class DeltaProc(wiring.Component):
                              self.spm_raddr.eq(cur.spm_addr + cur.t - 1)]
                 m.d.sync += state.eq(head_data)
             with m.Case(head_data):
-                d = self.spm_rdata
-                dv = descriptor_layout(cfg)(d)
+                # the descriptor lands in a register first: a block RAM's clock-to-output
+                # (4.1 ns on ECP5) leaves no time for the adder behind it
+                m.d.sync += [head_desc.eq(self.spm_rdata), state.eq(head_sum)]
+            with m.Case(head_sum):
                 end = Signal(sa + lg + 1)
-                m.d.comb += end.eq(Cat(dv.head_lane, dv.head_row) + dv.count)
+                m.d.comb += end.eq(Cat(head_desc.head_lane, head_desc.head_row)
+                                   + head_desc.count)
                 m.d.sync += [pos.eq(end[:sa + lg]), state.eq(run)]
                 m.d.comb += err_head.eq(end[sa + lg])
             with m.Case(run):
