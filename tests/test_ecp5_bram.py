@@ -1,20 +1,28 @@
-"""ECP5 block RAMs with their output register: the SMEM's ECP5 elaboration is cycle-exact
-with its generic one (under Verilator, through a behavioural DP16KD model whose reads of a
+"""ECP5 block RAMs with their output register: the SMEM's and the activation ROMs' ECP5
+elaborations are cycle-exact with their generic ones (under Verilator, through a behavioural DP16KD model whose reads of a
 row written at the same edge return garbage), and Yosys keeps the blocks as placed."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Fragment, Module, Mux, Signal
+from amaranth.hdl import Fragment, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 
 from platforms.synth import synth_ecp5
 from reneta_hw.config import AcceleratorConfig
-from reneta_hw.mem.ecp5_bram import (ECP5_DP16KD_MODEL, ecp5_lane_ram, ecp5_lane_ram_blocks,
+from reneta_hw.ccm.activation_unit import ActivationUnit
+from reneta_hw.mem.ecp5_bram import (ECP5_DP16KD_MODEL, dp16kd_initvals, ecp5_lane_ram,
+                                     ecp5_lane_ram_blocks, ecp5_rom, ecp5_rom_blocks,
                                      uses_ecp5_bram)
 from reneta_hw.mem.smem import SharedMemory
 from reneta_hw.numeric.ecp5_dsp import Ecp5SynthHints
+from reneta_hw.numeric.bfloat16 import BFloat16
 from reneta_hw.numeric.fixed_point import FixedPoint
 from sim import verilator_eval
 
@@ -156,3 +164,97 @@ def test_yosys_keeps_the_output_registered_blocks():
     cfg = _cfg(512)
     rep = synth_ecp5(SharedMemory(cfg, read_ports=2, resp_depth=4), name="smem", pnr=False)
     assert rep.brams == 8
+
+
+# --- read-only tables (the activation ROMs) ----------------------------------------------------
+class _Rom(wiring.Component):
+    """A generic ROM read through one synchronous port: Yosys maps it to one DP16KD."""
+
+    def __init__(self, init, width):
+        self.init, self.width = init, width
+        super().__init__({"addr": In((len(init) - 1).bit_length()), "data": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=unsigned(self.width), depth=len(self.init),
+                                        init=self.init)
+        port = mem.read_port(domain="sync")
+        m.d.comb += [port.addr.eq(self.addr), self.data.eq(port.data)]
+        return m
+
+
+@pytest.mark.parametrize("depth,width", [(1024, 18), (2048, 9)])
+def test_rom_initvals_equal_yosys(tmp_path, depth, width):
+    """`dp16kd_initvals` lays a table out in the INITVAL parameters exactly as Yosys's own
+    block RAM mapping does for the same contents."""
+    rng = np.random.default_rng(depth)
+    init = [int(v) for v in rng.integers(0, 1 << width, depth)]
+    synth_ecp5(_Rom(init, width), name="rom", pnr=False, workdir=tmp_path)
+    cells = json.loads((tmp_path / "top.json").read_text())["modules"]["rom"]["cells"]
+    blocks = [c for c in cells.values() if c["type"] == "DP16KD"]
+    assert len(blocks) == 1
+    params = blocks[0]["parameters"]
+    assert int(params["DATA_WIDTH_B"], 2) == width or int(params["DATA_WIDTH_A"], 2) == width
+    mine = dp16kd_initvals(init, width)
+    for k, v in mine.items():
+        assert int(params[k], 2) == v, k
+
+
+def _activation_stimulus(fmt, lanes, cycles, seed):
+    rng = np.random.default_rng(seed)
+    words = rng.integers(0, 1 << fmt.word_bits, (cycles, lanes), dtype=np.uint64)
+    data = np.zeros(cycles, dtype=object)
+    for i in range(lanes):
+        data = data + (words[:, i].astype(object) << (i * fmt.word_bits))
+    func = rng.integers(0, 4, cycles).astype(object)
+    payload = data + (func << (lanes * fmt.word_bits))
+    return {"i__valid": (rng.random(cycles) < 0.7).astype(np.uint64),
+            "i__payload": payload.astype(np.uint64),
+            "o__ready": (rng.random(cycles) < 0.6).astype(np.uint64)}
+
+
+def _run_unit(dut, platform, stim, cycles):
+    text = verilog.convert(dut, name="act", platform=platform, emit_src=False)
+    model = verilator_eval.VerilatorModel(text + (ECP5_DP16KD_MODEL if platform else ""),
+                                          name="act")
+    return model.run(cycles, **stim), text
+
+
+@pytest.mark.parametrize("fmt", [FixedPoint(), BFloat16()], ids=["q8.8", "bf16"])
+def test_activation_ecp5_roms_cycle_exact(fmt):
+    """The activation unit elaborated for ECP5 (its tables in DP16KD blocks whose output
+    register is the stage behind the ROM) gives every output of the generic one, every
+    cycle, on random beats (all four functions) under random stalls."""
+    _needs_verilator()
+    lanes, cycles = 2, 4000          # one table, read through both ports of its blocks
+    stim = _activation_stimulus(fmt, lanes, cycles, seed=fmt.word_bits)
+    generic, gtext = _run_unit(ActivationUnit(fmt, lanes, stages=5), None, stim, cycles)
+    ecp5, etext = _run_unit(ActivationUnit(fmt, lanes, stages=5), Ecp5SynthHints(), stim,
+                            cycles)
+    assert "DP16KD" not in gtext
+    blocks = ecp5_rom_blocks(2048, fmt.word_bits) * lanes // 2
+    assert etext.count('.REGMODE_B("OUTREG")') == blocks
+    for port, values in generic.items():
+        np.testing.assert_array_equal(ecp5[port], values, err_msg=port)
+    taken = generic["o__valid"].astype(bool) & stim["o__ready"].astype(bool)
+    assert taken.sum() > cycles // 4
+    # stages below 5 have no register behind the ROM to move: generic tables
+    text = verilog.convert(ActivationUnit(fmt, lanes, stages=4), name="act",
+                           platform=Ecp5SynthHints(), emit_src=False)
+    assert "DP16KD" not in text
+
+
+def test_rom_bad_arguments():
+    m = Module()
+    a = Signal(11)
+    with pytest.raises(ValueError, match="4096 rows do not fit"):
+        ecp5_rom(m, init=[0] * 4096, width=4, addrs=[a], en=1, name="x")
+    with pytest.raises(ValueError, match="1 or 2 read ports"):
+        ecp5_rom(m, init=[0] * 16, width=4, addrs=[a, a, a], en=1, name="x")
+    with pytest.raises(ValueError, match="an entry does not fit 4 bits"):
+        ecp5_rom(m, init=[16], width=4, addrs=[a], en=1, name="x")
+    with pytest.raises(ValueError, match="an address has 12 bits; a 9-bit DP16KD has 11"):
+        ecp5_rom(m, init=[0] * 2048, width=9, addrs=[Signal(12)], en=1, name="x")
+    assert ecp5_rom_blocks(2048, 16) == 2 and ecp5_rom_blocks(1024, 16) == 1
+    assert ecp5_rom_blocks(2049, 16) is None
+    Fragment.get(m, None)

@@ -41,7 +41,9 @@ it, result mux behind it, both combinational); 2 = plus a register on the ROM ad
 (the index logic gets its own cycle); 3 = plus an output register after the result mux;
 4 = plus a register half way through the index logic (bfloat16: after the exponent is
 decoded into shift amounts); 5 = plus a register right behind the ROM (an ECP5 block
-RAM's clock-to-output is ~4.3 ns: the result mux then gets its own cycle). Defaults: 2
+RAM's clock-to-output is ~4.3 ns: the result mux then gets its own cycle; elaborated for
+ECP5 that register is the block's own output register, `reneta_hw.mem.ecp5_bram.ecp5_rom`,
+as a fabric register behind the block still takes the 4.3 ns and a route). Defaults: 2
 for the core (its user registers the result), 5 for the stream unit (measured on
 ECP5-85F speed 8, 16 Q8.8 lanes: stages 3 reach 143 MHz, the ROM's clock-to-output plus
 the result mux being the critical path; stages 5 reach 190 MHz for two cycles more).
@@ -54,6 +56,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from reneta_hw.mem.ecp5_bram import ecp5_rom, ecp5_rom_blocks, uses_ecp5_bram
 from reneta_hw.numeric.activation import (
     ActivationSpec, Func, _spec, activation_table,
 )
@@ -234,18 +237,27 @@ class ActivationCore(wiring.Component):
         words2 = [reg(w, f"word_b{i}") for i, w in enumerate(words1)]
         rom_data = []
         nroms = (self.lanes + self.lanes_per_rom - 1) // self.lanes_per_rom
+        # on ECP5 the register right behind the ROM (stages 5) is the block RAM's own
+        # output register: the fabric then sees a register, not the 4.3 ns read latch
+        outreg = (self.stages >= 5 and uses_ecp5_bram(platform)
+                  and ecp5_rom_blocks(len(init), wb) is not None)
         for r in range(nroms):
+            lanes = range(r * self.lanes_per_rom,
+                          min((r + 1) * self.lanes_per_rom, self.lanes))
+            addrs = [Cat(idx1[i], func1[0]) for i in lanes]
+            if outreg:
+                rom_data += ecp5_rom(m, init=init, width=wb, addrs=addrs, en=en,
+                                     name=f"rom{r}")
+                continue
             mem = Memory(shape=unsigned(wb), depth=len(init), init=init)
             m.submodules[f"rom{r}"] = mem
-            for k in range(self.lanes_per_rom):
-                i = r * self.lanes_per_rom + k
-                if i >= self.lanes:
-                    break
+            for addr in addrs:
                 port = mem.read_port(domain="sync")
-                m.d.comb += [port.addr.eq(Cat(idx1[i], func1[0])), port.en.eq(en)]
+                m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
                 rom_data.append(port.data)
         if self.stages >= 5:            # the ROM output straight into a register
-            rom_data = [reg(d, f"rom_q{i}") for i, d in enumerate(rom_data)]
+            if not outreg:
+                rom_data = [reg(d, f"rom_q{i}") for i, d in enumerate(rom_data)]
             func2 = reg(func2, "func_c")
             words2 = [reg(w, f"word_c{i}") for i, w in enumerate(words2)]
 

@@ -15,6 +15,9 @@ of a single lane (a lane of W bits is split into ``ceil(W / width)`` blocks), so
 lane's write enable is the block's ``WEA``. The block width is the widest whose depth
 (16384 / 8192 / 4096 / 2048 / 1024 rows for 1 / 2 / 4 / 9 / 18 bits) holds the rows;
 `ecp5_lane_ram_blocks` says how many blocks that takes, or None above 16384 rows.
+`ecp5_rom` builds a read-only table (the activation ROMs) read through both ports, each
+with its output register, its contents in the INITVAL parameters laid out as Yosys's own
+mapping lays them (a test compares the two).
 
 Measured (nextpnr-ecp5 0.11, 85F speed 8, seed 1, 16 PEs with small memories:
 ``max_n=64, max_m=64, smem_depth=1024, spm_depth=64``): 108.8 MHz and 3,012 endpoints
@@ -38,7 +41,8 @@ from amaranth.hdl import ClockSignal, Const, Instance, Signal, Value
 
 from reneta_hw.numeric.ecp5_dsp import targets_ecp5
 
-__all__ = ["uses_ecp5_bram", "ecp5_lane_ram", "ecp5_lane_ram_blocks", "ECP5_DP16KD_MODEL"]
+__all__ = ["uses_ecp5_bram", "ecp5_lane_ram", "ecp5_lane_ram_blocks", "ecp5_rom",
+           "ecp5_rom_blocks", "dp16kd_initvals", "ECP5_DP16KD_MODEL"]
 
 #: DP16KD data widths and the rows each holds (ports A and B at the same width)
 DP16KD_ROWS = {18: 1024, 9: 2048, 4: 4096, 2: 8192, 1: 16384}
@@ -127,12 +131,94 @@ def ecp5_lane_ram(m, *, depth: int, lanes: int, lane_bits: int, waddr, wdata, wl
     return rdata
 
 
+
+#: DP16KD widths `ecp5_rom` uses, with their rows (the INITVAL layout is checked against
+#: Yosys's mapping for these two; the narrower ones pack rows differently)
+ROM_WIDTHS = {18: 1024, 9: 2048}
+
+
+def ecp5_rom_blocks(depth: int, width: int) -> int | None:
+    """DP16KD blocks `ecp5_rom` uses for a ``depth`` x ``width`` table (two read ports
+    share them); None if the table is deeper than 2048 rows."""
+    fits = [w for w, rows in ROM_WIDTHS.items() if rows >= depth]
+    return -(-width // max(fits)) if fits else None
+
+
+def dp16kd_initvals(rows: list, width: int) -> dict:
+    """``INITVAL_00`` .. ``INITVAL_3F`` of a block holding ``rows`` (ints below
+    ``2 ** width``) at data width ``width`` (18 or 9). The block's 16 Kibit are 1024 words
+    of 18 bits (a 9-bit row ``r`` is the half ``r % 2`` of word ``r // 2``); each INITVAL
+    holds 16 words in 20-bit slots, as Yosys's ``brams_map_16kd.v`` lays them out."""
+    per_word = 18 // width
+    words = [0] * 1024
+    for r, v in enumerate(rows):
+        words[r // per_word] |= v << (width * (r % per_word))
+    return {f"INITVAL_{k:02X}": sum(words[k * 16 + i] << (20 * i) for i in range(16))
+            for k in range(64)}
+
+
+def ecp5_rom(m, *, init: list, width: int, addrs: list, en, name: str) -> list:
+    """A ``len(init)`` x ``width`` read-only table on DP16KD blocks read through up to two
+    ports, each with the block's output register; returns each port's data.
+
+    Timing equals a `Memory` read port with enable ``en`` followed by a register loaded
+    on ``en``: the address is taken at an edge where ``en`` is high and its entry is on the
+    data after the next such edge (both the read latch and the output register hold while
+    ``en`` is low). The data start as zero.
+    """
+    depth = len(init)
+    fits = [w for w, rows in ROM_WIDTHS.items() if rows >= depth]
+    if not fits:
+        raise ValueError(f"ecp5_rom {name}: {depth} rows do not fit one DP16KD column at "
+                         f"{min(ROM_WIDTHS)} bits or more (at most {max(ROM_WIDTHS.values())})")
+    if not 1 <= len(addrs) <= 2:
+        raise ValueError(f"ecp5_rom {name}: 1 or 2 read ports, got {len(addrs)}")
+    if any(not 0 <= v < (1 << width) for v in init):
+        raise ValueError(f"ecp5_rom {name}: an entry does not fit {width} bits")
+    bw = max(fits)
+    row_bits = (ROM_WIDTHS[bw] - 1).bit_length()
+    addrs = [Value.cast(a) for a in addrs]
+    for a in addrs:
+        if len(a) > row_bits:
+            raise ValueError(f"ecp5_rom {name}: an address has {len(a)} bits; a {bw}-bit "
+                             f"DP16KD has {row_bits}")
+    en = Value.cast(en)
+    datas = [Signal(width, name=f"{name}_data{k}") for k in range(len(addrs))]
+    for c in range(-(-width // bw)):
+        lo, n = c * bw, min(bw, width - c * bw)
+        rows = [(v >> lo) & ((1 << n) - 1) for v in init]
+        ports = {f"p_{k}": Const(v, 320) for k, v in dp16kd_initvals(rows, bw).items()}
+        ports.update({"p_DATA_WIDTH_A": bw, "p_DATA_WIDTH_B": bw,
+                      "p_REGMODE_A": "OUTREG", "p_REGMODE_B": "OUTREG",
+                      "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL",
+                      "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
+                      "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000", "p_GSR": "DISABLED"})
+        for k, port in enumerate("AB"):
+            addr = addrs[k] if k < len(addrs) else Const(0, 1)
+            do = Signal(18, name=f"{name}_c{c}_do{port}")
+            if k < len(addrs):
+                m.d.comb += datas[k][lo:lo + n].eq(do[:n])
+            ports.update({f"i_CLK{port}": ClockSignal("sync"), f"i_CE{port}": en,
+                          f"i_OCE{port}": en, f"i_RST{port}": Const(0, 1),
+                          f"i_WE{port}": Const(0, 1)})
+            bits = [Const(0, 1)] * (DP16KD_ADDR_BITS - row_bits) + [
+                addr[i] if i < len(addr) else Const(0, 1) for i in range(row_bits)]
+            for i, b in enumerate(bits):
+                ports[f"i_AD{port}{i}"] = b
+            for i in range(3):
+                ports[f"i_CS{port}{i}"] = Const(0, 1)
+            for i in range(18):
+                ports[f"i_DI{port}{i}"] = Const(0, 1)
+                ports[f"o_DO{port}{i}"] = do[i]
+        m.submodules[f"{name}_c{c}"] = Instance("DP16KD", **ports)
+    return datas
+
 #: A behavioural Verilog model of the DP16KD features `ecp5_lane_ram` uses, for the tests
 #: that simulate the ECP5 elaboration (Yosys ships only a black box of the block): equal
 #: widths on both ports (1, 2, 4, 9, 18; the row number in the top address bits, at 18 bits
-#: ADx1/ADx0 the two byte enables of a write), port A writes, port B reads into its latch
-#: while CEB is high, and with REGMODE_B = "OUTREG" the output register takes the latch
-#: while OCEB is high. A read of the row port A writes at the same edge is undefined in the
+#: ADx1/ADx0 the two byte enables of a write), the INITVAL contents (at 18 and 9 bits),
+#: port A writes, both ports read into their latch while CEx is high, and with
+#: REGMODE_x = "OUTREG" the output register takes the latch while OCEx is high. A read of the row port A writes at the same edge is undefined in the
 #: block; the model returns the inverted old row then, so a design that relies on it fails.
 ECP5_DP16KD_MODEL = r"""
 module DP16KD #(
@@ -141,7 +227,8 @@ module DP16KD #(
     parameter RESETMODE = "SYNC", parameter ASYNC_RESET_RELEASE = "SYNC",
     parameter CSDECODE_A = "0b000", parameter CSDECODE_B = "0b000",
     parameter WRITEMODE_A = "NORMAL", parameter WRITEMODE_B = "NORMAL",
-    parameter GSR = "ENABLED"
+    parameter GSR = "ENABLED",
+    INITVAL_PARAMETERS
 ) (
     input DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6,
     input DIA5, DIA4, DIA3, DIA2, DIA1, DIA0,
@@ -170,12 +257,26 @@ module DP16KD #(
     // the byte enables of an 18-bit write
     wire [17:0] be = (W == 18) ? {{9{ADA1}}, {9{ADA0}}} : 18'h3ffff;
     reg [17:0] mem [0:ROWS - 1];
-    reg [17:0] latch_b, out_b;
+    reg [17:0] latch_a, out_a, latch_b, out_b;
+    reg [319:0] initval [0:63];
     integer i;
     initial begin
-        for (i = 0; i < ROWS; i = i + 1) mem[i] = 18'h0;
+INITVAL_LOADS
+        // 1024 words of 18 bits, 16 per INITVAL; a 9-bit row is half a word
+        for (i = 0; i < ROWS; i = i + 1)
+            if (W == 18) mem[i] = initval[i / 16][(i % 16) * 20 +: 18];
+            else if (W == 9)
+                mem[i] = {9'h0, initval[i / 32][((i / 2) % 16) * 20 + 9 * (i % 2) +: 9]};
+            else mem[i] = 18'h0;
+        latch_a = 18'h0;
+        out_a = 18'h0;
         latch_b = 18'h0;
         out_b = 18'h0;
+    end
+    always @(posedge CLKA) begin
+        if (CEA) latch_a <= mem[row_a] & ((18'h1 << W) - 18'h1);
+        if (RSTA) out_a <= 18'h0;
+        else if (OCEA) out_a <= latch_a;
     end
     wire [17:0] wmask = be & ((18'h1 << W) - 18'h1);
     always @(posedge CLKB) begin
@@ -193,7 +294,10 @@ module DP16KD #(
     wire [17:0] dob = (REGMODE_B == "OUTREG") ? out_b : latch_b;
     assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6,
             DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob;
+    wire [17:0] doa = (REGMODE_A == "OUTREG") ? out_a : latch_a;
     assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6,
-            DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = 18'h0;
+            DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa;
 endmodule
-"""
+""".replace("INITVAL_PARAMETERS", ",\n    ".join(
+    f"parameter [319:0] INITVAL_{k:02X} = 320'h0" for k in range(64))).replace(
+    "INITVAL_LOADS", "\n".join(f"        initval[{k}] = INITVAL_{k:02X};" for k in range(64)))
