@@ -309,13 +309,17 @@ class RenetaCore(wiring.Component):
         is_sparse = (p == Proc.MxV_SP) | (p == Proc.MTxV_SP) | (p == Proc.VXV_SP)
         in_flight = Signal(range(64))
         # "room for more": the count was below 59 a cycle ago (it moves by at most one per
-        # cycle, so at most 60 are ever in flight). A register of the registered count: the
-        # intake's ready starts at a flip-flop, and the count's adder is off that loop.
+        # cycle and lags the acceptance by one, so at most 60 are ever in flight). A
+        # register of the registered count: the intake's ready starts at a flip-flop, and
+        # the count's adder is off that loop.
         room = Signal(init=1)
         # the write-back's ``retired`` (its handshake logic, from across the array) lands in
         # a flip-flop before it reaches the count and the controller
         wb_retired = Signal()
         m.d.sync += wb_retired.eq(wb.retired)
+        # so does the intake's acceptance (it ends the DELTA intake's and the queues' ready
+        # logic); an accepted instruction is counted a cycle later (``idle`` waits for it)
+        counted = Signal()
 
         ins_q = fifo("ins_q", ilay, 2, buffered=False)
         # buffered: the list reader addresses the SPM straight from the job (its output
@@ -339,11 +343,12 @@ class RenetaCore(wiring.Component):
         # cycle after an instruction is accepted, as the in-flight count does. The hazard
         # check and the controller see ``core_idle``: also nothing checked waiting (a DELTA
         # is taken at the head of that buffer, so its own rule uses ``idle``).
-        idle_now = ((in_flight == 0) & ~dp.busy & wr.idle & rd.idle & ~dreq_reg.o.valid
-                    & (wreq_q.level == 0) & ~wreq_reg.o.valid
+        idle_now = ((in_flight == 0) & ~counted & ~dp.busy & wr.idle & rd.idle
+                    & ~dreq_reg.o.valid & (wreq_q.level == 0) & ~wreq_reg.o.valid
                     & ~smem.write_pending & (wdat_q.level == 0) & ~wdat_reg.o.valid)
         m.d.sync += idle.eq(idle_now & ~accept)
-        m.d.sync += [in_flight.eq(in_flight + (accept & (p != Proc.DELTA)) - wb_retired),
+        m.d.sync += [counted.eq(accept & (p != Proc.DELTA)),
+                     in_flight.eq(in_flight + counted - wb_retired),
                      room.eq(in_flight < 59)]
         core_idle = Signal()
         m.d.comb += [core_idle.eq(idle & ~checked.o.valid), hz.idle.eq(core_idle)]

@@ -170,6 +170,8 @@ class ListReader(wiring.Component):
         nxt = Signal(desc_l)
         m.d.comb += nxt.eq(dfifo.r_data)
         g = Signal(cb)                      # elements already sent of this list
+        at_last = Signal()                  # g == cur.count - 1, kept as a register: the
+                                            # rows' ready (256 clock enables) waits for it
         empty = cur.count == 0
         rows_ok = self.idx_resp.valid & self.val_resp.valid
         # two register stages on the way out (timing): the lane multiplexers land in
@@ -186,7 +188,7 @@ class ListReader(wiring.Component):
             pk.nzv.eq(self.val_resp.payload.word_select(cur.lane, W)),
             pk.n1.eq(cur.n1),
             pk.first.eq(g == 0),
-            pk.last.eq(empty | (g == cur.count - 1)),
+            pk.last.eq(empty | at_last),
             pk.empty.eq(empty),
         ]
         po = picked.o.payload
@@ -205,11 +207,13 @@ class ListReader(wiring.Component):
         row_done = sent & ~empty & (pk.last | (cur.lane == Np - 1))
         m.d.comb += [self.idx_resp.ready.eq(row_done), self.val_resp.ready.eq(row_done)]
         with m.If(sent):
-            m.d.sync += [g.eq(g + 1), cur.lane.eq(cur.lane + 1)]
+            m.d.sync += [g.eq(g + 1), cur.lane.eq(cur.lane + 1),
+                         at_last.eq(g + 2 == cur.count)]
         load = ~have | finish
         m.d.comb += dfifo.r_en.eq(load)
         with m.If(load):
-            m.d.sync += [have.eq(dfifo.r_rdy), cur.eq(nxt), g.eq(0)]
+            m.d.sync += [have.eq(dfifo.r_rdy), cur.eq(nxt), g.eq(0),
+                         at_last.eq(nxt.count == 1)]
         busy_out = picked.o.valid | checked.o.valid
         m.d.comb += self.busy.eq(have | dfifo.r_rdy | valid_a | valid_b | valid_c | requesting
                               | busy_out)

@@ -437,7 +437,7 @@ class DeltaEncoder(wiring.Component):
     """
 
     def __init__(self, cfg: AcceleratorConfig, *, xhat_regions: int = 2, num_cursors: int = 2,
-                 out_depth: int = 8, levels_per_stage: int = 2,
+                 out_depth: int = 8, levels_per_stage: int = 1,
                  xhat_ram_style: str | None = "block"):
         try:
             self._validate(cfg, xhat_regions=xhat_regions, num_cursors=num_cursors,
