@@ -436,7 +436,6 @@ def _add_train(sub):
 
 def _trace_sample(model, split, index: int):
     """Trace layer 0 of ``model`` on one sample, with the real ∂L/∂h of the framewise loss."""
-    import torch
     import torch.nn.functional as F
     from reneta_train.trace import trace_layer
 
