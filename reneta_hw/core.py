@@ -32,10 +32,10 @@ lists' rows, read from their SPM descriptors (a second SPM read port). A ``DELTA
 (`reneta_hw.opm.delta_proc.DeltaProc`) is accepted only when the core is idle, and nothing
 is accepted while it runs: its lists and descriptors need no written-range tracking.
 
-Errors (``error_code``, set two cycles after the event, sticky until ``error_clear``): 1 = a non-zero index >= n1 (the
-element is computed with index 0 so the instruction still finishes), 2 = a DRAM bus error
-(read or write response), 3 = a DELTA list row past the end of SMEM
-(`reneta_hw.opm.delta_proc`), 4 = an index repeated within one non-zero list
+Errors (``error_code``, set two cycles after the event, sticky until ``error_clear``):
+1 = a non-zero index >= n1 (the element is computed with index 0 so the instruction still
+finishes), 2 = a DRAM bus error (read or write response), 3 = a DELTA list row past the
+end of SMEM (`reneta_hw.opm.delta_proc`), 4 = an index repeated within one non-zero list
 (`reneta_hw.ipm.dup_index`; the instruction still finishes).
 """
 

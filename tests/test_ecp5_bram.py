@@ -1,6 +1,7 @@
 """ECP5 block RAMs with their output register: the SMEM's and the activation ROMs' ECP5
-elaborations are cycle-exact with their generic ones (under Verilator, through a behavioural DP16KD model whose reads of a
-row written at the same edge return garbage), and Yosys keeps the blocks as placed."""
+elaborations are cycle-exact with their generic ones (under Verilator, through a
+behavioural DP16KD model whose reads of a row written at the same edge return garbage),
+and Yosys keeps the blocks as placed."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from reneta_hw.mem.ecp5_bram import (ECP5_DP16KD_MODEL, dp16kd_initvals, ecp5_la
                                      ecp5_lane_ram_blocks, ecp5_rom, ecp5_rom_blocks,
                                      uses_ecp5_bram)
 from reneta_hw.mem.smem import SharedMemory
-from reneta_hw.numeric.ecp5_dsp import Ecp5SynthHints
 from reneta_hw.numeric.bfloat16 import BFloat16
+from reneta_hw.numeric.ecp5_dsp import Ecp5SynthHints
 from reneta_hw.numeric.fixed_point import FixedPoint
 from sim import verilator_eval
 

@@ -55,9 +55,37 @@ def uses_ecp5_bram(platform) -> bool:
     return targets_ecp5(platform, "bram")
 
 
-def _block_width(depth: int) -> int | None:
-    fits = [w for w, rows in DP16KD_ROWS.items() if rows >= depth]
+def _block_width(depth: int, widths: dict = DP16KD_ROWS) -> int | None:
+    """The widest of ``widths`` (width -> rows) whose rows hold ``depth``; None if none."""
+    fits = [w for w, rows in widths.items() if rows >= depth]
     return max(fits) if fits else None
+
+
+def _row_bits(width: int) -> int:
+    """Address bits of a row at DP16KD data width ``width``."""
+    return (DP16KD_ROWS[width] - 1).bit_length()
+
+
+def _address_pins(port: str, addr: Value, width: int, byte_enables: bool = False) -> dict:
+    """``i_AD<port>13 .. 0`` for row ``addr`` at data width ``width``: the row number in the
+    top bits, zeros below it (at 18 bits ADx1/ADx0 are a write's byte enables: both on when
+    ``byte_enables``)."""
+    row_bits = _row_bits(width)
+    low = [Const(int(byte_enables and width == 18 and i < 2), 1)
+           for i in range(DP16KD_ADDR_BITS - row_bits)]
+    bits = low + [addr[i] if i < len(addr) else Const(0, 1) for i in range(row_bits)]
+    pins = {f"i_AD{port}{i}": b for i, b in enumerate(bits)}
+    pins.update({f"i_CS{port}{i}": Const(0, 1) for i in range(3)})
+    return pins
+
+
+def _dp16kd_parameters(width: int, regmode_a: str, regmode_b: str) -> dict:
+    """Parameters every DP16KD here shares: both ports at ``width``, no chip select, no GSR."""
+    return {"p_DATA_WIDTH_A": width, "p_DATA_WIDTH_B": width,
+            "p_REGMODE_A": regmode_a, "p_REGMODE_B": regmode_b,
+            "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL",
+            "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
+            "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000", "p_GSR": "DISABLED"}
 
 
 def ecp5_lane_ram_blocks(depth: int, lanes: int, lane_bits: int) -> int | None:
@@ -86,8 +114,7 @@ def ecp5_lane_ram(m, *, depth: int, lanes: int, lane_bits: int, waddr, wdata, wl
     if len(wdata) != lanes * lane_bits or len(wlanes) != lanes:
         raise ValueError(f"ecp5_lane_ram {name}: wdata has {len(wdata)} bits and wlanes "
                          f"{len(wlanes)}; expected {lanes * lane_bits} and {lanes}")
-    row_bits = (DP16KD_ROWS[width] - 1).bit_length()
-    shift = DP16KD_ADDR_BITS - row_bits
+    row_bits = _row_bits(width)
     for what, a in (("waddr", waddr), ("raddr", raddr)):
         if len(a) > row_bits:
             raise ValueError(f"ecp5_lane_ram {name}: {what} has {len(a)} bits; a "
@@ -101,35 +128,20 @@ def ecp5_lane_ram(m, *, depth: int, lanes: int, lane_bits: int, waddr, wdata, wl
             do = Signal(18, name=f"{name}_l{lane}c{c}_do")
             m.d.comb += rdata[lo:lo + n].eq(do[:n])
             ports = {
-                "p_DATA_WIDTH_A": width, "p_DATA_WIDTH_B": width,
-                "p_REGMODE_A": "NOREG", "p_REGMODE_B": "OUTREG",
-                "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL",
-                "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
-                "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
-                "p_GSR": "DISABLED",
+                **_dp16kd_parameters(width, "NOREG", "OUTREG"),
+                **_address_pins("A", waddr, width, byte_enables=True),
+                **_address_pins("B", raddr, width),
                 "i_CLKA": ClockSignal("sync"), "i_CEA": Const(1, 1),
                 "i_OCEA": Const(1, 1), "i_RSTA": Const(0, 1), "i_WEA": wlanes[lane],
                 "i_CLKB": ClockSignal("sync"), "i_CEB": Const(1, 1),
                 "i_OCEB": Const(1, 1), "i_RSTB": Const(0, 1), "i_WEB": Const(0, 1),
             }
-            for port, addr in (("A", waddr), ("B", raddr)):
-                # below the row number: zeros, but at 18 bits ADA1/ADA0 are the byte
-                # enables of the write (both on)
-                low = [Const(int(port == "A" and width == 18 and i < 2), 1)
-                       for i in range(shift)]
-                bits = low + [addr[i] if i < len(addr) else Const(0, 1)
-                              for i in range(row_bits)]
-                for i, b in enumerate(bits):
-                    ports[f"i_AD{port}{i}"] = b
-                for i in range(3):
-                    ports[f"i_CS{port}{i}"] = Const(0, 1)
             for i in range(18):
                 ports[f"i_DIA{i}"] = wdata[lo + i] if i < n else Const(0, 1)
                 ports[f"i_DIB{i}"] = Const(0, 1)
                 ports[f"o_DOB{i}"] = do[i]
             m.submodules[f"{name}_l{lane}c{c}"] = Instance("DP16KD", **ports)
     return rdata
-
 
 
 #: DP16KD widths `ecp5_rom` uses, with their rows (the INITVAL layout is checked against
@@ -140,8 +152,8 @@ ROM_WIDTHS = {18: 1024, 9: 2048}
 def ecp5_rom_blocks(depth: int, width: int) -> int | None:
     """DP16KD blocks `ecp5_rom` uses for a ``depth`` x ``width`` table (two read ports
     share them); None if the table is deeper than 2048 rows."""
-    fits = [w for w, rows in ROM_WIDTHS.items() if rows >= depth]
-    return -(-width // max(fits)) if fits else None
+    bw = _block_width(depth, ROM_WIDTHS)
+    return -(-width // bw) if bw else None
 
 
 def dp16kd_initvals(rows: list, width: int) -> dict:
@@ -167,16 +179,15 @@ def ecp5_rom(m, *, init: list, width: int, addrs: list, en, name: str) -> list:
     ``en`` is low). The data start as zero.
     """
     depth = len(init)
-    fits = [w for w, rows in ROM_WIDTHS.items() if rows >= depth]
-    if not fits:
+    bw = _block_width(depth, ROM_WIDTHS)
+    if bw is None:
         raise ValueError(f"ecp5_rom {name}: {depth} rows do not fit one DP16KD column at "
                          f"{min(ROM_WIDTHS)} bits or more (at most {max(ROM_WIDTHS.values())})")
     if not 1 <= len(addrs) <= 2:
         raise ValueError(f"ecp5_rom {name}: 1 or 2 read ports, got {len(addrs)}")
     if any(not 0 <= v < (1 << width) for v in init):
         raise ValueError(f"ecp5_rom {name}: an entry does not fit {width} bits")
-    bw = max(fits)
-    row_bits = (ROM_WIDTHS[bw] - 1).bit_length()
+    row_bits = _row_bits(bw)
     addrs = [Value.cast(a) for a in addrs]
     for a in addrs:
         if len(a) > row_bits:
@@ -188,38 +199,30 @@ def ecp5_rom(m, *, init: list, width: int, addrs: list, en, name: str) -> list:
         lo, n = c * bw, min(bw, width - c * bw)
         rows = [(v >> lo) & ((1 << n) - 1) for v in init]
         ports = {f"p_{k}": Const(v, 320) for k, v in dp16kd_initvals(rows, bw).items()}
-        ports.update({"p_DATA_WIDTH_A": bw, "p_DATA_WIDTH_B": bw,
-                      "p_REGMODE_A": "OUTREG", "p_REGMODE_B": "OUTREG",
-                      "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL",
-                      "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
-                      "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000", "p_GSR": "DISABLED"})
+        ports.update(_dp16kd_parameters(bw, "OUTREG", "OUTREG"))
         for k, port in enumerate("AB"):
-            addr = addrs[k] if k < len(addrs) else Const(0, 1)
             do = Signal(18, name=f"{name}_c{c}_do{port}")
             if k < len(addrs):
                 m.d.comb += datas[k][lo:lo + n].eq(do[:n])
+            ports.update(_address_pins(port, addrs[k] if k < len(addrs) else Const(0, 1), bw))
             ports.update({f"i_CLK{port}": ClockSignal("sync"), f"i_CE{port}": en,
                           f"i_OCE{port}": en, f"i_RST{port}": Const(0, 1),
                           f"i_WE{port}": Const(0, 1)})
-            bits = [Const(0, 1)] * (DP16KD_ADDR_BITS - row_bits) + [
-                addr[i] if i < len(addr) else Const(0, 1) for i in range(row_bits)]
-            for i, b in enumerate(bits):
-                ports[f"i_AD{port}{i}"] = b
-            for i in range(3):
-                ports[f"i_CS{port}{i}"] = Const(0, 1)
             for i in range(18):
                 ports[f"i_DI{port}{i}"] = Const(0, 1)
                 ports[f"o_DO{port}{i}"] = do[i]
         m.submodules[f"{name}_c{c}"] = Instance("DP16KD", **ports)
     return datas
 
+
 #: A behavioural Verilog model of the DP16KD features `ecp5_lane_ram` uses, for the tests
 #: that simulate the ECP5 elaboration (Yosys ships only a black box of the block): equal
 #: widths on both ports (1, 2, 4, 9, 18; the row number in the top address bits, at 18 bits
 #: ADx1/ADx0 the two byte enables of a write), the INITVAL contents (at 18 and 9 bits),
 #: port A writes, both ports read into their latch while CEx is high, and with
-#: REGMODE_x = "OUTREG" the output register takes the latch while OCEx is high. A read of the row port A writes at the same edge is undefined in the
-#: block; the model returns the inverted old row then, so a design that relies on it fails.
+#: REGMODE_x = "OUTREG" the output register takes the latch while OCEx is high. A read of
+#: the row port A writes at the same edge is undefined in the block; the model returns the
+#: inverted old row then, so a design that relies on it fails.
 ECP5_DP16KD_MODEL = r"""
 module DP16KD #(
     parameter DATA_WIDTH_A = 18, parameter DATA_WIDTH_B = 18,
