@@ -39,7 +39,7 @@ address of one row), ``sreq`` (SMEM row of operand 0), ``xreq`` (SMEM row of ope
 ``wb`` (`wb_layout`). A cycle emits only when every stream it needs is ready. The last
 item of an instruction carries ``retire`` on its write-back descriptor (an MTxV_SP with no
 non-zero sends a descriptor with ``result = 0``). The next instruction is taken in the
-cycle of the previous one's last item (no gap between instructions). Write-back descriptors
+cycle after the previous one's last item (one idle cycle per instruction, see ``load``). Write-back descriptors
 leave through three register stages, three cycles after their beat (timing: MTxV_SP's row
 multiply, see ``_wb_pipeline``); ``busy`` covers them.
 
@@ -47,7 +47,10 @@ Timing edges (see ``_io_stages``): ``instr`` and ``el`` enter through skid buffe
 output stream leaves through a register and a small queue of its own, and the cycle's
 "everything accepted" decision reads one registered ``room`` flag instead of the streams'
 readies; the loop counters carry registered "at the last value" flags. This adds about
-three cycles of latency per program, not per beat.
+three cycles of latency per program, not per beat. Wide registers (the instruction, the
+128-bit column bitmaps) are never enabled by that decision: an instruction is taken in an
+idle cycle after the last item of the one before, and a VXV_SP block's rotation into the
+drain slot takes an idle cycle of its own (``rot_q``).
 """
 
 from __future__ import annotations
@@ -146,14 +149,16 @@ class Sequencer(wiring.Component):
         ins = Signal(instruction_layout(cfg))
         active = Signal()
         reset = Signal()        # end of instruction: counters back to 0
-        load = Signal()         # take the next instruction (also in the last cycle of one)
+        load = Signal()         # take the next instruction (in the cycle after the last one)
         room = self._io_stages(m)   # every output queue can take this cycle's items
-        # the next instruction waits in a skid buffer (flip-flops), so taking it (the clock
-        # enable of every counter and of ``ins``) does not depend on the port's valid
+        # the next instruction waits in a skid buffer (flip-flops) and is taken in the cycle
+        # after the last item of the one before: taking it is the clock enable of every
+        # counter and of ``ins`` (some 370 flip-flops), so it is a gate of two flip-flops,
+        # not the end of the issue decision (``reset``). One idle cycle per instruction.
         m.submodules.instr_skid = instr_skid = SkidBuffer(instruction_layout(cfg))
         wiring.connect(m, wiring.flipped(self.instr), instr_skid.i)
         instr_in = instr_skid.o
-        m.d.comb += [instr_in.ready.eq(~active | reset),
+        m.d.comb += [instr_in.ready.eq(~active),
                      load.eq(instr_in.valid & instr_in.ready)]
 
         # loop counters and running products
@@ -201,15 +206,21 @@ class Sequencer(wiring.Component):
         # result row of column i: ``rowp_i``) is drained by its compute beats (``dpend``: column
         # ``i`` and above are still to drain)
         H = cfg.lmem_depth // 2
-        # (``touched_p`` shifts right as ``i`` advances: bit 0 is column ``i``, a flip-flop
-        # instead of a max_n-way multiplexer on the beat's path)
+        # (``touched_p`` only changes when a block rotates into the drain slot: its bit of
+        # column ``i`` is kept in a flip-flop, ``tp_bit``, looked up a cycle ahead as ``i``
+        # steps, so neither a max_n-way multiplexer sits on the beat's path nor does the
+        # issue decision enable max_n flip-flops)
         touched_p = Signal(cfg.max_n)
+        tp_bit = Signal()          # touched_p[i]
+        tp_after = Cat(touched_p[1:], Const(0, 1))   # tp_after[k] = touched_p[k + 1]
         dpend = Signal()
         hoff = Signal()
         hoff_p = Signal()
         need_rot = Signal()        # the block ended while drains of the one before remained
         fin = Signal()             # the last block has been rotated into the drain slot
-        rotate = Signal()
+        rotate = Signal()          # the block ends: rotate it into the drain slot ...
+        rot_q = Signal()           # ... in the next cycle, which issues nothing (the wide
+                                   # registers' clock enables come from this flip-flop)
         # VXV_SP early drains of the last block (which has no next block to hide its drains
         # behind): every block walks the same lists, so block 0 records the last timestep
         # of each column (``last_t``); in the last block a column is final after the beat
@@ -255,9 +266,9 @@ class Sequencer(wiring.Component):
         m.d.sync += ef_avail.eq(ef.w_en | (ef.level >= 2) | ((ef.level == 1) & ~ef.r_en))
         efin = Signal()            # the last block's flush (early-drain mode)
         sc = Signal(cfg.n_bits + 1)
-        # the scan's columns, shifted as ``sc`` advances (bit 0 = column ``sc`` of
-        # ``touched_p``): a flip-flop instead of a max_n-way multiplexer in front of ``ef``
-        scan_bits = Signal(cfg.max_n)
+        # the scan's column: ``touched_p[sc]`` in a flip-flop (looked up a cycle ahead, as
+        # ``tp_bit``), not a max_n-way multiplexer in front of ``ef``
+        sc_bit = Signal()
         scan_done = limit(sc, "sc", new.n1)
         # registered decodes (off the element-to-output paths): n1 <= H and "this is the
         # last block of two or more, double buffered"
@@ -296,7 +307,7 @@ class Sequencer(wiring.Component):
         ]
 
         proc = ins.proc
-        m.d.sync += lt_pend.eq(0)
+        m.d.sync += [lt_pend.eq(0), rot_q.eq(rotate)]
         # VXV_SP's bitmap of touched columns: its enable written out on its own (the few
         # flip-flops it depends on), not as a branch of ``advance``: ``max_n`` flip-flops
         # hang on it
@@ -370,15 +381,17 @@ class Sequencer(wiring.Component):
                     ef_push_beat = lt_hit
                     # the scan of untouched columns (last block only), when the beat does
                     # not push
-                    sc_touched = scan_bits[0]
+                    sc_touched = sc_bit
                     with m.If(ef_push_beat):
                         m.d.comb += [ef.w_en.eq(1), ef.w_data.eq(Cat(lt_hit_col, 0))]
                     with m.If(early & ~scan_done & (sc_touched | (~ef_push_beat
                                                                    & ef_room))):
-                        m.d.sync += [*steps["sc"]["inc"], scan_bits.eq(scan_bits >> 1)]
+                        m.d.sync += [*steps["sc"]["inc"], sc_bit.eq(tp_after.bit_select(sc, 1))]
                         with m.If(~sc_touched):
                             m.d.comb += [ef.w_en.eq(1), ef.w_data.eq(Cat(sc[:cfg.n_bits], 1))]
-                    with m.If(~drain):
+                    with m.If(rot_q):
+                        pass               # the rotation's cycle (below): no item
+                    with m.Elif(~drain):
                         hit = touched.bit_select(el.nzi[:ib], 1)
                         # drain slot: the previous block's columns, or the last block's
                         # final ones (first when their queue is nearly full)
@@ -400,7 +413,7 @@ class Sequencer(wiring.Component):
                             beat.drain.eq(piggy),
                             beat.daddr.eq(Mux(use_ef, ef_col + Mux(hoff, H, 0),
                                               i + Mux(hoff_p, H, 0))),
-                            beat.dzero.eq(Mux(use_ef, ef_dz, ~touched_p[0])),
+                            beat.dzero.eq(Mux(use_ef, ef_dz, ~tp_bit)),
                             has_wb.eq(piggy),
                             wb_row.eq(Mux(use_ef, bn1 + ef_col, rowp_i)),
                             lt_r.addr.eq(el.nzi[:ib]),
@@ -418,7 +431,7 @@ class Sequencer(wiring.Component):
                                          lt_pend_col.eq(el.nzi[:cfg.n_bits])]
                             with m.If(~el.empty & use_p):
                                 m.d.sync += [*steps["i"]["inc"], rowp_i.eq(rowp_i + 1),
-                                             touched_p.eq(touched_p >> 1)]
+                                             tp_bit.eq(tp_after.bit_select(i, 1))]
                                 with m.If(last_i):
                                     m.d.sync += [dpend.eq(0), *steps["i"]["clr"]]
                             with m.If(el.last):
@@ -451,7 +464,7 @@ class Sequencer(wiring.Component):
                         m.d.comb += [
                             work.eq(1), has_beat.eq(dpend), w_src.eq(WSrc.NONE),
                             beat.mode.eq(PEMode.PARALLEL), beat.addr.eq(i + Mux(hoff_p, H, 0)),
-                            beat.first.eq(~touched_p[0]), beat.last.eq(1),
+                            beat.first.eq(~tp_bit), beat.last.eq(1),
                             beat.zero.eq(1),
                             has_wb.eq(dpend), wb_row.eq(rowp_i),
                             retire.eq(dpend & last_i & fin),
@@ -459,7 +472,7 @@ class Sequencer(wiring.Component):
                         with m.If(advance):
                             with m.If(dpend):
                                 m.d.sync += [*steps["i"]["inc"], rowp_i.eq(rowp_i + 1),
-                                             touched_p.eq(touched_p >> 1)]
+                                             tp_bit.eq(tp_after.bit_select(i, 1))]
                                 with m.If(last_i):
                                     m.d.sync += [dpend.eq(0), *steps["i"]["clr"]]
                             with m.If(~efin & (~dpend | last_i)):
@@ -471,10 +484,11 @@ class Sequencer(wiring.Component):
                                     m.d.sync += drain.eq(0)
                     # the block just finished moves into the drain slot; the next one (if
                     # any) accumulates in the other half, or after the drains without
-                    # double buffering (n1 > lmem_depth / 2)
-                    with m.If(rotate):
+                    # double buffering (n1 > lmem_depth / 2). ``touched`` holds the whole
+                    # block by now (its last beat was taken in the cycle of ``rotate``).
+                    with m.If(rot_q):
                         m.d.sync += [
-                            touched_p.eq(touched_next), scan_bits.eq(touched_next),
+                            touched_p.eq(touched), tp_bit.eq(touched[0]), sc_bit.eq(touched[0]),
                             touched.eq(0), hoff_p.eq(hoff),
                             hoff.eq(pp & ~hoff), rowp_i.eq(bn1), dpend.eq(1),
                             *steps["i"]["clr"], early_r.eq(pp & (b == steps["b"]["lim_m1"])),
@@ -596,6 +610,7 @@ class Sequencer(wiring.Component):
                          *steps["i"]["load"], *steps["sc"]["load"], bn1.eq(0), bnt.eq(0),
                          nrow.eq(0), kslot.eq(0), touched.eq(0), drain.eq(0), dpend.eq(0),
                          hoff.eq(0), hoff_p.eq(0), need_rot.eq(0), fin.eq(0), efin.eq(0),
+                         rot_q.eq(0),
                          early_r.eq(0), pp_r.eq(new.n1 <= H)]
         return m
 
