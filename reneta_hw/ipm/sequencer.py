@@ -284,7 +284,7 @@ class Sequencer(wiring.Component):
 
         # what this cycle wants to emit
         has_beat = Signal()
-        has_el = Signal()          # consumes the current element
+        has_el = Signal()          # consumes the current element (when ``el_mode``)
         w_src = Signal(WSrc)
         op0_row = Signal(big)
         x_row = Signal()
@@ -312,6 +312,8 @@ class Sequencer(wiring.Component):
         # flip-flops it depends on), not as a branch of ``advance``: ``max_n`` flip-flops
         # hang on it
         is_vxv_sp = Signal()
+        is_mtxv_sp = Signal()
+        is_sp = Signal()           # a sparse procedure: its items consume list elements
         with m.If(active & is_vxv_sp & ~drain & room & el_in.valid):
             m.d.sync += touched.eq(touched_next)
         # the flush may retire: the scan is done and no beat's column can still be pushed
@@ -324,7 +326,7 @@ class Sequencer(wiring.Component):
                 # ---------------------------------------------------------------- MxV_SP
                 with m.Case(Proc.MxV_SP):
                     m.d.comb += [
-                        work.eq(el_in.valid), has_beat.eq(1), has_el.eq(last_b),
+                        has_beat.eq(1),
                         w_src.eq(Mux(el.empty, WSrc.NONE, WSrc.NEW)),
                         op0_row.eq(bn1 + el.nzi),
                         beat.x_bcast.eq(1), beat.x_word.eq(el.nzv),
@@ -347,8 +349,7 @@ class Sequencer(wiring.Component):
                     # read the cache (frees the SMEM read cycles for the list reader)
                     use_cache = ins.cnt1 < x_cache_rows(cfg)
                     m.d.comb += [
-                        work.eq(el_in.valid), has_beat.eq(~el.empty),
-                        has_el.eq(el.empty | last_b),
+                        has_beat.eq(~el.empty),
                         w_src.eq(WSrc.NEW), op0_row.eq(bn1 + el.nzi),
                         x_row.eq(~el.empty & (~use_cache | el.first)),
                         x_rowaddr.eq(ins.smem_op1 + bnt + ins.t),
@@ -403,7 +404,7 @@ class Sequencer(wiring.Component):
                         use_p = dpend & ~use_ef
                         piggy = ~el.empty & (use_ef | use_p)
                         m.d.comb += [
-                            work.eq(el_in.valid), has_beat.eq(~el.empty), has_el.eq(1),
+                            has_beat.eq(~el.empty),
                             w_src.eq(Mux(el.first, WSrc.NEW, WSrc.HOLD)),
                             op0_row.eq(bnt + t),
                             beat.x_bcast.eq(1), beat.x_word.eq(el.nzv),
@@ -448,7 +449,7 @@ class Sequencer(wiring.Component):
                         # the last block's leftovers, then a result-less retirement
                         with m.If(ef_avail):
                             m.d.comb += [
-                                work.eq(1), has_beat.eq(1), w_src.eq(WSrc.NONE),
+                                has_beat.eq(1), w_src.eq(WSrc.NONE),
                                 beat.mode.eq(PEMode.PARALLEL),
                                 beat.addr.eq(ef_col + Mux(hoff, H, 0)),
                                 beat.first.eq(ef_dz), beat.last.eq(1), beat.zero.eq(1),
@@ -456,13 +457,12 @@ class Sequencer(wiring.Component):
                                 ef.r_en.eq(advance),
                             ]
                         with m.Elif(retire_ok):
-                            m.d.comb += [work.eq(1), has_wb.eq(1), result.eq(0),
-                                         retire.eq(1)]
+                            m.d.comb += [has_wb.eq(1), result.eq(0), retire.eq(1)]
                             with m.If(advance):
                                 m.d.comb += reset.eq(1)
                     with m.Else():
                         m.d.comb += [
-                            work.eq(1), has_beat.eq(dpend), w_src.eq(WSrc.NONE),
+                            has_beat.eq(dpend), w_src.eq(WSrc.NONE),
                             beat.mode.eq(PEMode.PARALLEL), beat.addr.eq(i + Mux(hoff_p, H, 0)),
                             beat.first.eq(~tp_bit), beat.last.eq(1),
                             beat.zero.eq(1),
@@ -500,7 +500,7 @@ class Sequencer(wiring.Component):
                 with m.Case(Proc.MxV):                       # b, n, t
                     last_t, last_n = t_last, n_last
                     m.d.comb += [
-                        work.eq(1), has_beat.eq(1),
+                        has_beat.eq(1),
                         w_src.eq(Mux(t == 0, WSrc.NEW, WSrc.HOLD)), op0_row.eq(bn1 + n),
                         x_row.eq(1), x_rowaddr.eq(ins.smem_op1 + nrow + t),
                         beat.x_bcast.eq(1), beat.x_lane.eq(n[:lb]),
@@ -523,7 +523,7 @@ class Sequencer(wiring.Component):
                 with m.Case(Proc.MTxV):                      # n, b, t
                     last_t, last_n = t_last, n_last
                     m.d.comb += [
-                        work.eq(1), has_beat.eq(1),
+                        has_beat.eq(1),
                         w_src.eq(Mux(t == 0, WSrc.NEW, WSrc.HOLD)), op0_row.eq(bn1 + n),
                         x_row.eq(1), x_rowaddr.eq(ins.smem_op1 + bnt + t),
                         beat.mode.eq(PEMode.CHAIN), beat.addr.eq(t),
@@ -548,7 +548,7 @@ class Sequencer(wiring.Component):
                 with m.Case(Proc.VXV):                       # b, t, n
                     last_t, last_n = t_last, n_last
                     m.d.comb += [
-                        work.eq(1), has_beat.eq(1),
+                        has_beat.eq(1),
                         w_src.eq(Mux(n == 0, WSrc.NEW, WSrc.HOLD)), op0_row.eq(bnt + t),
                         x_row.eq(1), x_rowaddr.eq(ins.smem_op1 + nrow + t),
                         beat.x_bcast.eq(1), beat.x_lane.eq(n[:lb]),
@@ -569,9 +569,22 @@ class Sequencer(wiring.Component):
                                              bnt.eq(bnt + ins.nt)]
                                 m.d.comb += reset.eq(last_b)
                 with m.Default():                            # IDLE: nothing to do
-                    m.d.comb += [work.eq(1), has_wb.eq(1), result.eq(0), retire.eq(1)]
+                    m.d.comb += [has_wb.eq(1), result.eq(0), retire.eq(1)]
                     with m.If(advance):
                         m.d.comb += reset.eq(1)
+
+        # the issue decision's inputs, written out flat from registered decodes rather than
+        # as branches of the procedure switch: they reach the element's ready and the
+        # clock enable of every loop counter
+        el_mode = Signal()         # this cycle's item waits for a list element
+        no_item = Signal()         # VXV_SP: a rotation's cycle, or the flush waits
+        m.d.comb += [
+            el_mode.eq(is_sp & ~(is_vxv_sp & (drain | rot_q))),
+            no_item.eq(is_vxv_sp & (rot_q | (drain & efin & ~dpend & ~ef_avail
+                                             & ~retire_ok))),
+            work.eq(Mux(el_mode, el_in.valid, ~no_item)),
+            has_el.eq(is_vxv_sp | last_b | (is_mtxv_sp & el.empty)),
+        ]
 
         # --- hand-shakes: emit only when every needed stream takes its item -----------------
         need_d = has_beat & (w_src == WSrc.NEW) & ~ins.src0
@@ -591,7 +604,7 @@ class Sequencer(wiring.Component):
             outs["sreq"].payload.eq(ins.smem_op0 + op0_row),
             outs["xreq"].valid.eq(active & ok & need_x),
             outs["xreq"].payload.eq(x_rowaddr),
-            el_in.ready.eq(active & ok & has_el),
+            el_in.ready.eq(active & ok & el_mode & has_el),
             wbd.dst0.eq(ins.dst0 & result), wbd.dst1.eq(ins.dst1 & result),
             wbd.single.eq(single), wbd.lane.eq(lane),
             wbd.result.eq(result), wbd.retire.eq(retire),
@@ -606,6 +619,8 @@ class Sequencer(wiring.Component):
         # after the loop nests: a new instruction's counter resets win over their updates
         with m.If(load):
             m.d.sync += [ins.eq(new), active.eq(1), is_vxv_sp.eq(new.proc == Proc.VXV_SP),
+                         is_mtxv_sp.eq(new.proc == Proc.MTxV_SP),
+                         is_sp.eq(is_new(Proc.MxV_SP, Proc.MTxV_SP, Proc.VXV_SP)),
                          *steps["b"]["load"], *steps["n"]["load"], *steps["t"]["load"],
                          *steps["i"]["load"], *steps["sc"]["load"], bn1.eq(0), bnt.eq(0),
                          nrow.eq(0), kslot.eq(0), touched.eq(0), drain.eq(0), dpend.eq(0),
