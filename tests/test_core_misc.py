@@ -132,7 +132,7 @@ def test_shallow_operand_queues(operand_depth):
            core_kw=dict(operand_depth=operand_depth))
 
 
-def test_mtxv_sp_gapless_and_uncached_blocks():
+def test_mtxv_sp_overlapped_and_uncached_blocks():
     """MTxV_SP caches the G_t rows in the DMX: consecutive instructions overlap (one idle
     cycle each, when the sequencer takes it; no SMEM reads per beat); with more blocks than
     cache rows the rows are read per beat (still exact)."""
