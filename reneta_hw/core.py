@@ -125,9 +125,12 @@ class RenetaCore(wiring.Component):
         # and DELTA's wide multiplexers. The list reader's are not: with that register its
         # lane multiplexers grew to two rows and were the critical path of two ECP5 runs
         # (10.6 and 11.2 ns), against 8.2 ns for the FIFO clock enable they replaced.
+        # Every request is registered in front of the arbiter: from the requesters' logic
+        # across the chip to the registered read address was the critical path of the
+        # default configuration on ECP5 (8.96 ns).
         self._smem = SharedMemory(cfg, read_ports=5,
                                   resp_depth=[8, 8, operand_depth, operand_depth, 8],
-                                  out_reg=[False, False, True, True, True])
+                                  out_reg=[False, False, True, True, True], req_reg=True)
         self.smem_memories = self._smem.smem_memories
         self.spm_memory = Memory(shape=unsigned(descriptor_layout(cfg).size),
                                  depth=cfg.spm_depth, init=[])

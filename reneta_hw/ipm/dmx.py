@@ -12,7 +12,10 @@ Ports: ``cmd`` (In, `beat_layout`), ``drow`` (In, AXI read-master rows: ``data``
 ``srow`` / ``xrow`` (In, SMEM rows), ``o`` (Out, `pe_in_layout`), and per-cycle stall flags
 ``stall_dram`` / ``stall_smem`` (a command waits for its row). ``cmd`` enters through a
 skid register (``cmd.ready`` is a flip-flop); latency 2 from a command to its beat on ``o``
-(registered), one beat per cycle.
+(registered), one beat per cycle. Each row stream lands in a `PingPongBuffer` of the DMX's
+own before the join (one more cycle of latency per row): the join's take and the buffers'
+pops that hang on it then stay next to the DMX, while the rows' producers (the read master,
+the SMEM's response FIFOs) sit across the chip and see only registered ``ready``s.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from reneta_hw.bus.axi_read import row_layout
 from reneta_hw.ccm.pe_array import pe_in_layout
 from reneta_hw.config import AcceleratorConfig
-from reneta_hw.mem.fifo import SkidBuffer
+from reneta_hw.mem.fifo import PingPongBuffer, SkidBuffer
 
 from .sequencer import WSrc, beat_layout, x_cache_rows
 
@@ -65,40 +68,47 @@ class DMX(wiring.Component):
             cmd_reg.i.payload.need_s.eq(new_in & ci.w_smem),
             cmd_reg.i.payload.need_x.eq(ci.x_row),
         ]
+        rows = {}
+        for name in ("drow", "srow", "xrow"):
+            port = getattr(self, name)
+            land = m.submodules[f"{name}_in"] = PingPongBuffer(port.payload.shape())
+            wiring.connect(m, wiring.flipped(port), land.i)
+            rows[name] = land.o
+        drow, srow, xrow = rows["drow"], rows["srow"], rows["xrow"]
         c = cmd_reg.o.payload.beat
         new = c.w_src == WSrc.NEW
         need_d = cmd_reg.o.valid & cmd_reg.o.payload.need_d
         need_s = cmd_reg.o.valid & cmd_reg.o.payload.need_s
         need_x = cmd_reg.o.valid & cmd_reg.o.payload.need_x
-        have = (cmd_reg.o.valid & (~need_d | self.drow.valid) & (~need_s | self.srow.valid)
-                & (~need_x | self.xrow.valid))
+        have = (cmd_reg.o.valid & (~need_d | drow.valid) & (~need_s | srow.valid)
+                & (~need_x | xrow.valid))
         load = Signal()
         m.d.comb += load.eq(~self.o.valid | self.o.ready)
         take = have & load
         m.d.comb += [
             cmd_reg.o.ready.eq(take),
-            self.drow.ready.eq(take & need_d),
-            self.srow.ready.eq(take & need_s),
-            self.xrow.ready.eq(take & need_x),
-            self.stall_dram.eq(load & need_d & ~self.drow.valid),
-            self.stall_smem.eq(load & ((need_s & ~self.srow.valid) | (need_x & ~self.xrow.valid))),
+            drow.ready.eq(take & need_d),
+            srow.ready.eq(take & need_s),
+            xrow.ready.eq(take & need_x),
+            self.stall_dram.eq(load & need_d & ~drow.valid),
+            self.stall_smem.eq(load & ((need_s & ~srow.valid) | (need_x & ~xrow.valid))),
         ]
         held = Signal(R, reset_less=True)
         w = Signal(R)
         with m.Switch(c.w_src):
             with m.Case(WSrc.NEW):
-                m.d.comb += w.eq(Mux(c.w_smem, self.srow.payload, self.drow.payload.data))
+                m.d.comb += w.eq(Mux(c.w_smem, srow.payload, drow.payload.data))
             with m.Case(WSrc.HOLD):
                 m.d.comb += w.eq(held)
-        lane_word = self.xrow.payload.word_select(c.x_lane, W)
+        lane_word = xrow.payload.word_select(c.x_lane, W)
         bword = Mux(c.x_row, lane_word, c.x_word)
-        x = Mux(c.x_row & ~c.x_bcast, self.xrow.payload, Cat(*([bword] * Np)))
+        x = Mux(c.x_row & ~c.x_bcast, xrow.payload, Cat(*([bword] * Np)))
         # operand-1 cache (MTxV_SP's G_t rows): written by x_wr beats, read by x_rd beats
         cache = Memory(shape=unsigned(R), depth=x_cache_rows(cfg), init=[])
         m.submodules.xcache = cache
         cw = cache.write_port()
         cr = cache.read_port(domain="comb")
-        m.d.comb += [cw.addr.eq(c.x_slot), cw.data.eq(self.xrow.payload),
+        m.d.comb += [cw.addr.eq(c.x_slot), cw.data.eq(xrow.payload),
                      cw.en.eq(take & c.x_wr), cr.addr.eq(c.x_slot)]
         x = Mux(c.x_rd, cr.data, x)
         o = Signal(self.o.payload.shape(), reset_less=True)     # data: only valid is reset

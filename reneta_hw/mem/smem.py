@@ -27,6 +27,10 @@ With ``out_reg`` (one flag, or one per port) a `PingPongBuffer` behind the port'
 registers ``rresp`` (valid, payload and ready) for one more cycle of latency: the FIFO's
 read data comes out of a block RAM, too slow (4 ns on ECP5) to feed a consumer's wide
 multiplexers at full speed.
+With ``req_reg`` (one flag, or one per port) a `SkidBuffer` in front of the port's
+arbitration registers ``rreq`` (valid, payload and ready) for one more cycle of latency:
+the arbiter then starts from flip-flops next to it, not from the requester's logic across
+the chip, and the requester sees a registered ``ready``.
 ``wreq`` (In stream: ``addr``, ``mask`` (one bit per lane), ``data``): one write per cycle;
 it reaches the block RAM one edge after its handshake (``write_pending`` meanwhile: an idle
 flag of the core must wait for it; host writes do not raise it).
@@ -47,7 +51,7 @@ from amaranth.lib.wiring import In, Out
 
 from reneta_hw.config import AcceleratorConfig
 from reneta_hw.mem.ecp5_bram import ecp5_lane_ram, ecp5_lane_ram_blocks, uses_ecp5_bram
-from reneta_hw.mem.fifo import PingPongBuffer
+from reneta_hw.mem.fifo import PingPongBuffer, SkidBuffer
 
 __all__ = ["SharedMemory", "smem_host_signature", "smem_write_layout"]
 
@@ -70,12 +74,25 @@ def smem_write_layout(cfg: AcceleratorConfig) -> data.StructLayout:
                               "data": unsigned(cfg.row_bits)})
 
 
+def _per_port_flags(name: str, flags, read_ports: int) -> list[bool]:
+    """One flag for every read port, or one per port, as a list."""
+    if isinstance(flags, bool):
+        flags = [flags] * read_ports
+    flags = list(flags) if isinstance(flags, (list, tuple)) else flags
+    if not isinstance(flags, list) or len(flags) != read_ports or any(
+            not isinstance(f, bool) for f in flags):
+        raise ValueError(f"SharedMemory: {name} must be a bool or one per read port, "
+                         f"got {flags!r}")
+    return flags
+
+
 class SharedMemory(wiring.Component):
-    """``SharedMemory(cfg, read_ports=3, resp_depth=8, out_reg=False)``; see the module
-    docstring."""
+    """``SharedMemory(cfg, read_ports=3, resp_depth=8, out_reg=False, req_reg=False)``;
+    see the module docstring."""
 
     def __init__(self, cfg: AcceleratorConfig, read_ports: int = 3, resp_depth: int = 8,
-                 out_reg: bool | list[bool] = False):
+                 out_reg: bool | list[bool] = False, req_reg: bool | list[bool] = False):
+        self._MustUse__silence = True       # a refused memory is not an unused one
         if not isinstance(cfg, AcceleratorConfig):
             raise TypeError(f"SharedMemory: cfg must be an AcceleratorConfig, got {cfg!r}")
         if not isinstance(read_ports, int) or read_ports < 1:
@@ -88,13 +105,9 @@ class SharedMemory(wiring.Component):
                 not isinstance(d, int) or d < 2 for d in resp_depth):
             raise ValueError(f"SharedMemory: resp_depth must be an integer >= 2 or one per "
                              f"read port, got {resp_depth!r}")
-        if isinstance(out_reg, bool):
-            out_reg = [out_reg] * read_ports
-        out_reg = list(out_reg)
-        if len(out_reg) != read_ports or any(not isinstance(r, bool) for r in out_reg):
-            raise ValueError(f"SharedMemory: out_reg must be a bool or one per read port, "
-                             f"got {out_reg!r}")
-        self.out_reg = out_reg
+        self.out_reg = _per_port_flags("out_reg", out_reg, read_ports)
+        self.req_reg = _per_port_flags("req_reg", req_reg, read_ports)
+        self._MustUse__silence = False
         self.cfg = cfg
         self.read_ports = read_ports
         self.resp_depth = resp_depth
@@ -125,6 +138,7 @@ class SharedMemory(wiring.Component):
         rd_port = Signal(range(self.read_ports + 1))       # read_ports = the host
         grants = []
         fifos = []
+        requests = []
         for i in range(self.read_ports):
             # Credits allow resp_depth rows in the FIFO; a 2-deep SyncFIFOBuffered cannot
             # always take its second row (its 1-entry inner memory is full for the cycle
@@ -143,15 +157,22 @@ class SharedMemory(wiring.Component):
                 out = reg.i
             else:
                 out = self.rresp[i]
+            if self.req_reg[i]:
+                req = m.submodules[f"req{i}_reg"] = SkidBuffer(unsigned(cfg.smem_addr_bits))
+                wiring.connect(m, wiring.flipped(self.rreq[i]), req.i)
+                req = req.o
+            else:
+                req = self.rreq[i]
+            requests.append(req)
             pop = fifo.r_rdy & out.ready
             m.d.comb += [
                 out.valid.eq(fifo.r_rdy),
                 out.payload.eq(fifo.r_data),
                 fifo.r_en.eq(out.ready),
-                self.rreq[i].ready.eq(grant),
+                req.ready.eq(grant),
             ]
             m.d.sync += cnt.eq(cnt + grant - pop)
-            grants.append((grant, self.rreq[i].valid & (cnt < self.resp_depth[i])))
+            grants.append((grant, req.valid & (cnt < self.resp_depth[i])))
         busy = self.host.re
         for i, (grant, want) in enumerate(grants):
             m.d.comb += grant.eq(want & ~busy)
@@ -160,7 +181,7 @@ class SharedMemory(wiring.Component):
             m.d.comb += [rd_addr.eq(self.host.addr), rd_en.eq(1), rd_port.eq(self.read_ports)]
         for i, (grant, _) in reversed(list(enumerate(grants))):
             with m.If(grant):
-                m.d.comb += [rd_addr.eq(self.rreq[i].payload), rd_en.eq(1), rd_port.eq(i)]
+                m.d.comb += [rd_addr.eq(requests[i].payload), rd_en.eq(1), rd_port.eq(i)]
 
         # --- banks ---------------------------------------------------------------------------
         wr = self.wreq.payload
