@@ -168,12 +168,17 @@ class DeltaProc(wiring.Component):
                 m.d.sync += [req_b.eq(req_b + 1), req_row.eq(req_row + cur.nt)]
 
         # --- source rows into the encoder ------------------------------------------------------
+        # through a two-entry buffer of this block's own: the encoder's acceptance (its
+        # pipeline's advance, hundreds of clock enables) starts from flip-flops here, not
+        # from the valid of the DRAM rows' buffer across the chip (9.7 ns on ECP5)
+        m.submodules.src_buf = src_buf = PingPongBuffer(unsigned(cfg.row_bits))
         m.d.comb += [
-            enc.i.valid.eq(Mux(cur.src0, self.srow.valid, self.drow.valid)),
-            enc.i.payload.eq(Mux(cur.src0, self.srow.payload, self.drow.payload.data)),
-            self.srow.ready.eq(cur.src0 & enc.i.ready),
-            self.drow.ready.eq(~cur.src0 & enc.i.ready),
+            src_buf.i.valid.eq(Mux(cur.src0, self.srow.valid, self.drow.valid)),
+            src_buf.i.payload.eq(Mux(cur.src0, self.srow.payload, self.drow.payload.data)),
+            self.srow.ready.eq(cur.src0 & src_buf.i.ready),
+            self.drow.ready.eq(~cur.src0 & src_buf.i.ready),
         ]
+        wiring.connect(m, src_buf.o, enc.i)
 
         # --- list rows: index row, then value row ----------------------------------------------
         # through a two-entry buffer: the writer's take (the SMEM write port's ready, the
