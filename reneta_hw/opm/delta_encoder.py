@@ -229,7 +229,11 @@ def _bf16_delta(p: _Pipe, P: int):
         za, zb = ea == 0, eb == 0
         ia, ib = ea == 0xFF, eb == 0xFF
         swap = b[:15] > a[:15]                       # order by magnitude: big - small >= 0
-        d = Mux(swap, eb - ea, ea - eb)[:8]
+        # both exponent differences, each clamped to the shift range, in parallel with the
+        # magnitude comparison: only a 2:1 multiplexer follows it (the clamp after the
+        # choice made three carry chains in a row, the bf16 design's critical path)
+        d_ab, d_ba = (ea - eb)[:8], (eb - ea)[:8]
+        dc = Mux(swap, Mux(d_ba > 12, 12, d_ba)[:4], Mux(d_ab > 12, 12, d_ab)[:4])
         inf_val = Mux(ia & ib & (sa != sb), 0x7F80,
                       Cat(Const(0, 7), Const(0xFF, 8), Mux(ia, sa, sb)))
         spec_val = Mux(ia | ib, inf_val,
@@ -238,7 +242,7 @@ def _bf16_delta(p: _Pipe, P: int):
         ops.append(dict(
             s=Mux(swap, sb, sa), e=Mux(swap, eb, ea),
             mb=Cat(Mux(swap, fb, fa), Const(1, 1)), ms=Cat(Mux(swap, fa, fb), Const(1, 1)),
-            dc=Mux(d > 12, 12, d)[:4], sub=sa ^ sb, spec=ia | ib | za | zb, spec_val=spec_val))
+            dc=dc, sub=sa ^ sb, spec=ia | ib | za | zb, spec_val=spec_val))
     for k in ops[0]:
         p["A_" + k] = [o[k] for o in ops]
     p.stage()
