@@ -77,13 +77,12 @@ def smem_write_layout(cfg: AcceleratorConfig) -> data.StructLayout:
 def _per_port_flags(name: str, flags, read_ports: int) -> list[bool]:
     """One flag for every read port, or one per port, as a list."""
     if isinstance(flags, bool):
-        flags = [flags] * read_ports
-    flags = list(flags) if isinstance(flags, (list, tuple)) else flags
-    if not isinstance(flags, list) or len(flags) != read_ports or any(
+        return [flags] * read_ports
+    if not isinstance(flags, (list, tuple)) or len(flags) != read_ports or any(
             not isinstance(f, bool) for f in flags):
         raise ValueError(f"SharedMemory: {name} must be a bool or one per read port, "
                          f"got {flags!r}")
-    return flags
+    return list(flags)
 
 
 class SharedMemory(wiring.Component):

@@ -232,8 +232,9 @@ def _bf16_delta(p: _Pipe, P: int):
         # both exponent differences, each clamped to the shift range, in parallel with the
         # magnitude comparison: only a 2:1 multiplexer follows it (the clamp after the
         # choice made three carry chains in a row, the bf16 design's critical path)
-        d_ab, d_ba = (ea - eb)[:8], (eb - ea)[:8]
-        dc = Mux(swap, Mux(d_ba > 12, 12, d_ba)[:4], Mux(d_ab > 12, 12, d_ab)[:4])
+        def shift(d):                                # an exponent difference, clamped
+            return Mux(d[:8] > 12, 12, d[:8])[:4]
+        dc = Mux(swap, shift(eb - ea), shift(ea - eb))
         inf_val = Mux(ia & ib & (sa != sb), 0x7F80,
                       Cat(Const(0, 7), Const(0xFF, 8), Mux(ia, sa, sb)))
         spec_val = Mux(ia | ib, inf_val,
