@@ -2,9 +2,12 @@
 
 import random
 
+import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.lib import data
+from amaranth.hdl import Cat, Module
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from reneta_hw.config import AcceleratorConfig
@@ -156,3 +159,96 @@ def test_delta_rule_15():
     for bad in (ok.replace(cnt2=4), ok.replace(dst0=1), ok.replace(dst1=1)):
         assert python_rule(CFG, bad) == 15 and rule_name(15) == "delta"
     assert python_rule(CFG, ok.replace(t=1)) == 7          # t + steps > nt
+
+
+# --- the ECP5 elaboration (products in MULT18X18D blocks) under Verilator ----------------
+
+_CHUNKS = [min(64, LAY.size - lo) for lo in range(0, LAY.size, 64)]
+
+
+class _ChunkedChecker(wiring.Component):
+    """The checker behind ports of at most 64 bits (what `VerilatorModel` carries), with
+    each cycle's handshakes registered: ``took_in``/``took_out`` say that an instruction
+    entered/left at that clock edge, ``rule`` and ``out{k}`` what left."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.widths = _CHUNKS
+        members = {"i_valid": In(1), "o_ready": In(1), "took_in": Out(1), "took_out": Out(1),
+                   "rule": Out(4)}
+        for k, w in enumerate(self.widths):
+            members[f"in{k}"] = In(w)
+            members[f"out{k}"] = Out(w)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.chk = chk = InstructionChecker(self.cfg)
+        ins_out = chk.o.payload.ins.as_value()
+        m.d.comb += [chk.i.valid.eq(self.i_valid), chk.o.ready.eq(self.o_ready),
+                     chk.i.payload.eq(Cat(*(getattr(self, f"in{k}")
+                                                 for k in range(len(self.widths)))))]
+        m.d.sync += [self.took_in.eq(chk.i.valid & chk.i.ready),
+                     self.took_out.eq(chk.o.valid & chk.o.ready),
+                     self.rule.eq(chk.o.payload.rule)]
+        m.d.sync += [getattr(self, f"out{k}").eq(ins_out[64 * k:64 * k + w])
+                     for k, w in enumerate(self.widths)]
+        return m
+
+
+def _random_words(rng, n):
+    """Raw instruction words, each field near a rule's boundary or uniform (as `_field`)."""
+    near = {"nt": [0, 1, 2, 8, 15, 16, 17], "n1": [0, 1, 4, 16, 31, 32, 33],
+            "t": [0, 1, 7, 15], "cnt0": [0, 1, 3, 7, 15, 16, 31], "cnt1": [0, 1, 3, 7, 15],
+            "cnt2": [0, 1, 3, 7, 8], "spm_addr": [0, 1, 8, 15], "src1": [1, 1, 1, 0],
+            "smem_op0": [0, 1, 64, 100, 127], "smem_op1": [0, 64, 120, 127],
+            "smem_dst": [0, 32, 100, 127], "proc": list(range(8))}
+    words = []
+    for _ in range(n):
+        w = 0
+        for name, f in LAY:
+            vals = [v for v in near.get(name, []) if v < (1 << f.width)]
+            v = rng.choice(vals) if vals and rng.random() < 0.7 else rng.randrange(1 << f.width)
+            w |= v << f.offset
+        words.append(w)
+    return words
+
+
+def test_verilator_ecp5_products():
+    """Elaborated for ECP5 (each region size a MULT18X18D with its input and output
+    registers), the checker gives the rules of `raw_rule` for every instruction, in
+    order, under random stalls on both sides, cycle for cycle as the generic form."""
+    from sim import verilator_eval
+    from reneta_hw.numeric.ecp5_dsp import ECP5_MULT18X18D_MODEL, Ecp5SynthHints
+    reason = verilator_eval.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    rng = random.Random(5)
+    n = 4000
+    words = _random_words(rng, n)
+    inputs = {"i_valid": np.array([rng.random() < 0.7 for _ in range(n)], dtype=np.uint8),
+              "o_ready": np.array([rng.random() < 0.6 for _ in range(n)], dtype=np.uint8)}
+    for k in range(len(_CHUNKS)):
+        inputs[f"in{k}"] = np.array([(w >> 64 * k) & ((1 << 64) - 1) for w in words],
+                                    dtype=np.uint64)
+    runs = {}
+    for form, platform in (("generic", None), ("ecp5", Ecp5SynthHints())):
+        text = verilog.convert(_ChunkedChecker(CFG), name="chunked", platform=platform,
+                               emit_src=False)
+        assert ("MULT18X18D" in text) == (platform is not None)
+        model = verilator_eval.VerilatorModel(text + (ECP5_MULT18X18D_MODEL if platform
+                                                      else ""), name="chunked")
+        runs[form] = model.run(**inputs)
+    for port in runs["generic"]:
+        assert np.array_equal(runs["generic"][port], runs["ecp5"][port]), port
+    got = runs["ecp5"]
+    # row c: what happened at clock edge c, which saw the inputs of row c
+    accepted = [words[c] for c in np.flatnonzero(got["took_in"])]
+    left = [(int(got["rule"][c]), sum(int(got[f"out{k}"][c]) << 64 * k
+                                      for k in range(len(_CHUNKS))))
+            for c in np.flatnonzero(got["took_out"])]
+    assert len(accepted) > n // 3 and len(accepted) - 4 <= len(left) <= len(accepted)
+    assert [w for _, w in left] == accepted[:len(left)]
+    want = [raw_rule(CFG, w) for w in accepted[:len(left)]]
+    assert [r for r, _ in left] == want
+    assert len(set(want)) >= 8          # the words reach many rules, legal ones included

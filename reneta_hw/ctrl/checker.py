@@ -46,6 +46,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 from ..isa import (DELTA_XHAT_REGIONS, IllegalInstruction, Instruction, Proc, SPARSE_PROCS,
                    decode, instruction_layout, loop_sizes, region_rows)
+from ..numeric.ecp5_dsp import MULT18_BITS, ecp5_mult18, uses_ecp5_dsp
 
 __all__ = ["RULES", "rule_name", "python_rule", "raw_rule", "checked_layout",
            "InstructionChecker"]
@@ -172,8 +173,6 @@ class InstructionChecker(wiring.Component):
         cb = cfg.cnt_bits + 1
         wide = max(cb, cfg.n_bits, cfg.nt_bits) + 1
         simple1 = Signal(12)          # bits 0..10: rules 1..11 broken; bit 11: rule 15
-        ma = [Signal(wide, name=f"ma{k}") for k in range(3)]
-        mb = [Signal(wide, name=f"mb{k}") for k in range(3)]
         use = Signal(3)               # region k checked
         lim = [Signal(cfg.smem_addr_bits + 1, name=f"lim{k}") for k in range(3)]
         with m.If(go):
@@ -230,17 +229,18 @@ class InstructionChecker(wiring.Component):
         ceil_n1 = (i.n1 + (Np - 1)) >> lb
         weights_op0 = is_[Proc.MxV_SP] | is_[Proc.MTxV_SP] | is_[Proc.MxV] | is_[Proc.MTxV]
         out_bnt = is_[Proc.MxV_SP] | is_[Proc.MxV]
-        # region k: base[k] + ma[k] * mb[k] must be <= smem_depth when use[k]
+        # region k: base[k] + ma[k] * mb[k] must be <= smem_depth when use[k]. The factors
+        # load under ``go`` alone (garbage in a bubble, which v1 marks), as the multiplier
+        # block's input registers do on ECP5 (see stage 2)
+        ma_next = [
+            Mux(delta, ceil_n1, c_blocks),          # op0: blocks * (n1 | nt)
+            Mux(mtx, c_blocks, ceil_nin),           # op1: (blocks | ceil(n_in/Np)) * nt
+            Mux(mtx, ceil_n1, c_blocks),            # dst: blocks * nt | ceil(n1/Np) * nt
+        ]                                           #      | blocks * n1
+        mb_next = [Mux(weights_op0, i.n1, i.nt), i.nt, Mux(out_bnt | mtx, i.nt, i.n1)]
         with m.If(go & self.i.valid):
             m.d.sync += [
                 simple1.eq(Cat(*rules)),
-                # op0: blocks * (n1 | nt)
-                ma[0].eq(Mux(delta, ceil_n1, c_blocks)), mb[0].eq(Mux(weights_op0, i.n1, i.nt)),
-                # op1: (blocks | ceil(n_in/Np)) * nt
-                ma[1].eq(Mux(mtx, c_blocks, ceil_nin)), mb[1].eq(i.nt),
-                # dst: blocks * nt | ceil(n1/Np) * nt | blocks * n1
-                ma[2].eq(Mux(mtx, ceil_n1, c_blocks)),
-                mb[2].eq(Mux(out_bnt | mtx, i.nt, i.n1)),
                 use.eq(Cat(i.src0 == 1, mtx | is_[Proc.MxV] | is_[Proc.VXV], i.dst0 & ~delta)),
                 # base + rows <= depth  <=>  rows <= depth - base
                 lim[0].eq(cfg.smem_depth - i.smem_op0), lim[1].eq(cfg.smem_depth - i.smem_op1),
@@ -260,8 +260,21 @@ class InstructionChecker(wiring.Component):
         with m.If(go):
             m.d.sync += [v2.eq(v1), ins2.eq(ins1), simple2.eq(simple1), idle2.eq(idle1),
                          use2.eq(use)]
-            m.d.sync += [prod[k].eq(ma[k] * mb[k]) for k in range(3)]
             m.d.sync += [lim2[k].eq(lim[k]) for k in range(3)]
+        if uses_ecp5_dsp(platform) and wide + 1 <= MULT18_BITS:
+            # ma/mb and prod are the block's input and output registers: a multiplier
+            # between fabric registers was bf16's next critical path on ECP5 (10.8 ns)
+            for k in range(3):
+                p = ecp5_mult18(m, Cat(ma_next[k][:wide], 0), Cat(mb_next[k][:wide], 0), go,
+                                reg_inputs=True, reg_output=True, name=f"prod{k}_dsp")
+                m.d.comb += prod[k].eq(p[:2 * wide])
+        else:
+            ma = [Signal(wide, name=f"ma{k}") for k in range(3)]
+            mb = [Signal(wide, name=f"mb{k}") for k in range(3)]
+            with m.If(go):
+                m.d.sync += [ma[k].eq(ma_next[k]) for k in range(3)]
+                m.d.sync += [mb[k].eq(mb_next[k]) for k in range(3)]
+                m.d.sync += [prod[k].eq(ma[k] * mb[k]) for k in range(3)]
 
         # ---- stage 3: bounds
         ins3 = Signal(lay)

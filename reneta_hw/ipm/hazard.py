@@ -40,13 +40,14 @@ instruction waits for an earlier one's writes).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from reneta_hw.config import AcceleratorConfig
 from reneta_hw.isa import Proc, descriptor_layout, instruction_layout
+from reneta_hw.numeric.ecp5_dsp import MULT18_BITS, ecp5_mult18, uses_ecp5_dsp
 
 __all__ = ["HazardCheck", "KERNEL_PROCS"]
 
@@ -132,15 +133,38 @@ class HazardCheck(wiring.Component):
         d_dram_hi = Signal(DW)
         ranged = Signal()                # the registers above belong to ``cur``
         # the factors are decoded from the incoming instruction and registered with it, so
-        # each product is a multiplier between registers
+        # each product is a multiplier between registers; on ECP5 those registers are the
+        # multiplier block's own (a multiplier between fabric registers, its output routed
+        # across the chip, was bf16's next critical path there: 10.4 ns)
         FB = max(cfg.cnt_bits, cfg.n_bits, cfg.nt_bits) + 1
-        f_op0a, f_op0b, f_op1a, f_dsta, f_dstb = (Signal(FB, name=n) for n in (
-            "f_op0a", "f_op0b", "f_op1a", "f_dsta", "f_dstb"))
-        m.d.sync += [
-            op0_rows.eq(f_op0a * f_op0b),
-            op1_rows.eq(f_op1a * cur.nt),
-            dst_rows.eq(f_dsta * f_dstb),
-        ]
+        ins = self.i.payload
+        q = ins.proc
+        i_blocks = Mux((q == Proc.MTxV_SP) | (q == Proc.MTxV), ins.cnt1, ins.cnt2) + 1
+        i_n_in = Mux(q == Proc.MxV, ins.cnt1, ins.cnt0) + 1
+        i_op1_ts = (q == Proc.MTxV) | (q == Proc.MTxV_SP)
+        loaded = {        # factor: its value for the incoming instruction
+            "op0a": i_blocks,
+            "op0b": Mux((q == Proc.VXV_SP) | (q == Proc.VXV), ins.nt, ins.n1),
+            "op1a": Mux((q == Proc.MxV) | (q == Proc.VXV), (i_n_in + Np - 1) >> lb, i_blocks),
+            "op1b": ins.nt,
+            "dsta": Mux(i_op1_ts, (ins.n1 + Np - 1) >> lb, i_blocks),
+            "dstb": Mux((q == Proc.MxV_SP) | (q == Proc.MxV) | i_op1_ts, ins.nt, ins.n1),
+        }
+        held, nxt = {}, {}          # the factor registers and what they load each cycle
+        for name, value in loaded.items():
+            held[name] = Signal(FB, name=f"f_{name}")
+            nxt[name] = Signal(FB, name=f"f_{name}_next")
+            m.d.comb += nxt[name].eq(Mux(load, value, held[name]))
+            m.d.sync += held[name].eq(nxt[name])
+        products = ((op0_rows, "op0a", "op0b"), (op1_rows, "op1a", "op1b"),
+                    (dst_rows, "dsta", "dstb"))
+        if uses_ecp5_dsp(platform) and FB + 1 <= MULT18_BITS:
+            for rows, a, b in products:
+                p_ab = ecp5_mult18(m, Cat(nxt[a], 0), Cat(nxt[b], 0), Const(1, 1),
+                                   reg_inputs=True, reg_output=True, name=f"{a[:3]}_dsp")
+                m.d.comb += rows.eq(p_ab)
+        else:
+            m.d.sync += [rows.eq(held[a] * held[b]) for rows, a, b in products]
         with m.If(have & ~fire & (stage != 2)):
             m.d.sync += stage.eq(stage + 1)
         # factors at stage 0, products at 1, range ends at 2 (recomputed every cycle)
@@ -236,20 +260,7 @@ class HazardCheck(wiring.Component):
         with m.If(fire):
             m.d.sync += have.eq(0)
         with m.If(load):
-            ins = self.i.payload
-            q = ins.proc
             n = Mux(q == Proc.VXV_SP, ins.cnt1 + 1, 1)
-            i_blocks = Mux((q == Proc.MTxV_SP) | (q == Proc.MTxV), ins.cnt1, ins.cnt2) + 1
-            i_n_in = Mux(q == Proc.MxV, ins.cnt1, ins.cnt0) + 1
-            i_op1_ts = (q == Proc.MTxV) | (q == Proc.MTxV_SP)
-            m.d.sync += [
-                f_op0a.eq(i_blocks),
-                f_op0b.eq(Mux((q == Proc.VXV_SP) | (q == Proc.VXV), ins.nt, ins.n1)),
-                f_op1a.eq(Mux((q == Proc.MxV) | (q == Proc.VXV), (i_n_in + Np - 1) >> lb,
-                              i_blocks)),
-                f_dsta.eq(Mux(i_op1_ts, (ins.n1 + Np - 1) >> lb, i_blocks)),
-                f_dstb.eq(Mux((q == Proc.MxV_SP) | (q == Proc.MxV) | i_op1_ts, ins.nt, ins.n1)),
-            ]
             m.d.sync += [cur.eq(ins), have.eq(1), k.eq(0), left.eq(n), scanned.eq(0),
                          l_lo.eq((1 << RW) - 1), l_hi.eq(0), ranged.eq(0), checked.eq(0),
                          stage.eq(0), rd_q.eq(0), v1.eq(0), v2.eq(0)]   # (drop stale reads)
