@@ -112,6 +112,26 @@ def trailing_zeros(m, x, name: str = "tz") -> Value:
     return count
 
 
+def _exceeds(m, e_big, e_sml, tz, name: str) -> Value:
+    """``e_big - e_sml > tz + 3`` for exponent fields ``e_big >= e_sml`` and a small
+    count ``tz``, with one carry chain after the count.
+
+    Why: as a difference compared with a sum it was two carry chains behind the
+    trailing-zero tree, the adder's slowest first-stage path on ECP5. Here it is the
+    sign of ``e_big + ~(e_sml + 3) + ~tz + 1`` (= ``e_big - e_sml - tz - 4``): ``e_sml + 3``
+    is formed beside the tree, the three operands go through one level of full adders
+    (carry-save, the ``+ 1`` in the free lowest carry bit), and one chain adds the two.
+    """
+    w = 10                                              # -286 .. 255 as signed
+    x = Cat(e_big, Const(0, w - len(e_big)))
+    y = ~Cat((e_sml + 3)[:9], Const(0, 1))              # -(e_sml + 3) - 1
+    z = ~Cat(tz, Const(0, w - len(tz)))                 # -tz - 1
+    s = wire(m, x ^ y ^ z, f"{name}_s")
+    c = wire(m, (x & y) | (x & z) | (y & z), f"{name}_c")
+    total = wire(m, (s + Cat(Const(1, 1), c[:w - 1]))[:w], f"{name}_t")
+    return ~total[w - 1]
+
+
 def _round_pack(m, sign, exp, sig, guard, sticky, frac_bits: int):
     """Pack a normalized result, rounding to nearest even, with flush and overflow.
 
@@ -220,8 +240,8 @@ class Adder(Unit):
         # the alignment's sticky bit: set when the shift amount exceeds the zeros of
         # (m_sml << 3) below its lowest one; decided for both orders beside the compare
         # (a difference of the wrong order is garbage but then not selected)
-        sticky_a = ~za & (d_ba > trailing_zeros(m, Cat(fa, 1), "tza") + 3)
-        sticky_b = ~zb & (d_ab > trailing_zeros(m, Cat(fb, 1), "tzb") + 3)
+        sticky_a = ~za & _exceeds(m, eb, ea, trailing_zeros(m, Cat(fa, 1), "tza"), "sta")
+        sticky_b = ~zb & _exceeds(m, ea, eb, trailing_zeros(m, Cat(fb, 1), "tzb"), "stb")
         spec_inf = ia | ib
         spec_zero = za & zb
         spec_sign = Mux(spec_inf, Mux(ia & ib, sa & sb, Mux(ia, sa, sb)), sa & sb)
