@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from reneta_hw.numeric import BFloat16, FixedPoint
 from reneta_hw.numeric import bf16_units
+from reneta_hw.numeric.ecp5_dsp import ECP5_MULT18X18D_MODEL, Ecp5SynthHints
 from reneta_hw.numeric.units import (Unit, expected_outputs, make_adder, make_multiplier,
                                      make_to_word, pysim_unit, unit_schedule)
 from sim import verilator_eval
@@ -304,7 +305,10 @@ def _operands(kind, f, n, rng):
     return (rng.integers(0, 1 << 16, n),)
 
 
-def _verilator_check(f, stage_sets, n, seed):
+def _verilator_check(f, stage_sets, n, seed, platform=None):
+    """Units of ``stage_sets`` against the reference under Verilator, en=1 and random en.
+    With ``platform`` the units are elaborated for it (ECP5: the MULT18X18D instances run
+    on `ECP5_MULT18X18D_MODEL`)."""
     reason = verilator_eval.unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -314,7 +318,13 @@ def _verilator_check(f, stage_sets, n, seed):
     total = max(len(o[0]) for o in operands)
     en = (rng.random(2 * total + 20) < 0.6).astype(np.int64)
     en[-(total // 2 + 20):] = 1
-    model = verilator_eval.VerilatorModel(verilator_eval.UnitBank(units), name="bank")
+    if platform is None:
+        model = verilator_eval.VerilatorModel(verilator_eval.UnitBank(units), name="bank")
+    else:
+        text = verilog.convert(verilator_eval.UnitBank(units), name="bank", platform=platform,
+                               emit_src=False)
+        assert "MULT18X18D" in text
+        model = verilator_eval.VerilatorModel(text + ECP5_MULT18X18D_MODEL, name="bank")
     for pattern in (None, en):
         got = verilator_eval.run_units(units, operands, pattern, model=model)
         for u, ops, g in zip(units, operands, got):
@@ -330,6 +340,14 @@ def test_verilator_bit_exact(f):
     """>= 10**5 operand pairs per unit (edge cases, biased and uniform random), en=1 and
     random en, default stages."""
     _verilator_check(f, [("mul", None), ("add", None), ("to_word", None)], 120_000, seed=21)
+
+
+@pytest.mark.parametrize("f", FMTS, ids=FMT_IDS)
+def test_verilator_ecp5_multiplier(f):
+    """Elaborated for ECP5 (the significands' ``in``/``prod`` registers inside the
+    MULT18X18D), the multiplier stays bit- and cycle-exact: stages 2 and 3, en=1 and
+    random en."""
+    _verilator_check(f, [("mul", 2), ("mul", 3)], 40_000, seed=23, platform=Ecp5SynthHints())
 
 
 @pytest.mark.slow
