@@ -620,7 +620,7 @@ def test_encoder_sparse_throughput_counts_only_double_emissions():
 @pytest.mark.parametrize("name", ["q88", "bf16"])
 def test_encoder_xhat_read_after_write_hazard(name):
     """One-beat vectors back to back on the same x̂ row: held until the older beat wrote
-    (W bubbles); cycling through W + 1 rows instead needs no bubble (transparent read)."""
+    (W bubbles); cycling through W + 1 rows instead needs no x̂ bubble (transparent read)."""
     fmt = FORMATS[name]
     P = 4
     dut = DeltaEncoder(cfg_for(fmt, P, 16), xhat_regions=2, num_cursors=1)
@@ -642,7 +642,9 @@ def test_encoder_xhat_read_after_write_hazard(name):
     xs2 = [random_words(fmt, rng, (P,)) for _ in cmds2]
     log2 = {"i": [], "rows": [], "desc": []}
     check(dut, cmds2, xs2, random_xhat0(fmt, dut, rng), monitor=_handshake_monitor(dut, log2))
-    assert log2["i"][-1] - log2["i"][0] == len(cmds2) - 1
+    # (+2 at most: a descriptor leaves at most every second cycle, as its rows' check is
+    # registered; over a run of one-row vectors that fills the descriptor queue)
+    assert len(cmds2) - 1 <= log2["i"][-1] - log2["i"][0] <= len(cmds2) + 1
 
 
 def test_encoder_hazard_under_random_stalls():
