@@ -168,7 +168,9 @@ class AxiWriteMaster(wiring.Component):
             ]
 
         # --- fork: each burst goes to AW and to the burst-length FIFO of the W side --------
-        m.submodules.lens = lens = SyncFIFO(width=8, depth=self.max_outstanding + 2)
+        # (buffered: WLAST's compare and the queue's read enable start at its output
+        # register; with a LUT-RAM read in front they were a path of 11.6 ns on ECP5)
+        m.submodules.lens = lens = SyncFIFOBuffered(width=8, depth=self.max_outstanding + 2)
         outstanding = self.outstanding
         aw_done = Signal()
         len_done = Signal()
@@ -294,5 +296,5 @@ class AxiWriteMaster(wiring.Component):
                     ]
 
         m.d.comb += self.idle.eq(~splitting & ~split.o.valid & (outstanding == 0)
-                                 & ~lens.r_rdy & ~w.wvalid)
+                                 & (lens.level == 0) & ~w.wvalid)
         return m
