@@ -124,7 +124,7 @@ def _exceeds(m, e_big, e_sml, tz, name: str) -> Value:
     is formed beside the tree, the three operands go through one level of full adders
     (carry-save, the ``+ 1`` in the free lowest carry bit), and one chain adds the two.
     """
-    w = 10                                              # -286 .. 255 as signed
+    w = 10                                              # -290 .. 255 as signed
     x = Cat(e_big, Const(0, w - len(e_big)))
     y = ~Cat((e_sml + 3)[:9], Const(0, 1))              # -(e_sml + 3) - 1
     z = ~Cat(tz, Const(0, w - len(tz)))                 # -tz - 1

@@ -772,7 +772,8 @@ class DeltaEncoder(wiring.Component):
         # stays off the path from the queue's head to its read enable (with it, that path
         # was bf16's critical one on ECP5, 11.9 ns). It holds a cycle later too (acc_rows
         # only grows until the head leaves; the cycle after a pop is not counted), so a
-        # descriptor leaves one cycle later than its rows allow.
+        # descriptor leaves one cycle later than its rows allow, and at most every second
+        # cycle (vectors of two beats or more, one descriptor each, are not held up).
         rows_done = Signal()
         m.d.sync += rows_done.eq(descq.r_rdy & (acc_rows >= dq.nrows) & ~desc_hs)
         m.d.comb += [
