@@ -22,14 +22,17 @@ CFG = AcceleratorConfig(num_pe=4, max_n=32, max_m=16, smem_depth=128, smem_banks
 LAY = instruction_layout(CFG)
 
 
+#: field values near the rules' boundaries (for CFG)
+_NEAR = {"nt": [0, 1, 2, 8, 15, 16, 17], "n1": [0, 1, 4, 16, 31, 32, 33],
+         "t": [0, 1, 7, 15], "cnt0": [0, 1, 3, 7, 15, 16, 31], "cnt1": [0, 1, 3, 7, 15],
+         "cnt2": [0, 1, 3, 7, 8], "spm_addr": [0, 1, 8, 15],
+         "smem_op0": [0, 1, 64, 100, 127], "smem_op1": [0, 64, 120, 127],
+         "smem_dst": [0, 32, 100, 127], "dram_op0": [0, 8, 16, 3, 0x100],
+         "dram_dst": [0, 8, 5, 0x200], "src1": [1, 1, 1, 0]}
+
+
 def _field(name, width):
-    near = {"nt": [0, 1, 2, 8, 15, 16, 17], "n1": [0, 1, 4, 16, 31, 32, 33],
-            "t": [0, 1, 7, 15], "cnt0": [0, 1, 3, 7, 15, 16, 31], "cnt1": [0, 1, 3, 7, 15],
-            "cnt2": [0, 1, 3, 7, 8], "spm_addr": [0, 1, 8, 15],
-            "smem_op0": [0, 1, 64, 100, 127], "smem_op1": [0, 64, 120, 127],
-            "smem_dst": [0, 32, 100, 127], "dram_op0": [0, 8, 16, 3, 0x100],
-            "dram_dst": [0, 8, 5, 0x200], "src1": [1, 1, 1, 0]}
-    vals = [v for v in near.get(name, []) if v < (1 << width)]
+    vals = [v for v in _NEAR.get(name, []) if v < (1 << width)]
     full = st.integers(0, (1 << width) - 1)
     return st.one_of(st.sampled_from(vals), full) if vals else full
 
@@ -173,10 +176,9 @@ class _ChunkedChecker(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.widths = _CHUNKS
         members = {"i_valid": In(1), "o_ready": In(1), "took_in": Out(1), "took_out": Out(1),
                    "rule": Out(4)}
-        for k, w in enumerate(self.widths):
+        for k, w in enumerate(_CHUNKS):
             members[f"in{k}"] = In(w)
             members[f"out{k}"] = Out(w)
         super().__init__(members)
@@ -187,22 +189,19 @@ class _ChunkedChecker(wiring.Component):
         ins_out = chk.o.payload.ins.as_value()
         m.d.comb += [chk.i.valid.eq(self.i_valid), chk.o.ready.eq(self.o_ready),
                      chk.i.payload.eq(Cat(*(getattr(self, f"in{k}")
-                                                 for k in range(len(self.widths)))))]
+                                                 for k in range(len(_CHUNKS)))))]
         m.d.sync += [self.took_in.eq(chk.i.valid & chk.i.ready),
                      self.took_out.eq(chk.o.valid & chk.o.ready),
                      self.rule.eq(chk.o.payload.rule)]
         m.d.sync += [getattr(self, f"out{k}").eq(ins_out[64 * k:64 * k + w])
-                     for k, w in enumerate(self.widths)]
+                     for k, w in enumerate(_CHUNKS)]
         return m
 
 
 def _random_words(rng, n):
-    """Raw instruction words, each field near a rule's boundary or uniform (as `_field`)."""
-    near = {"nt": [0, 1, 2, 8, 15, 16, 17], "n1": [0, 1, 4, 16, 31, 32, 33],
-            "t": [0, 1, 7, 15], "cnt0": [0, 1, 3, 7, 15, 16, 31], "cnt1": [0, 1, 3, 7, 15],
-            "cnt2": [0, 1, 3, 7, 8], "spm_addr": [0, 1, 8, 15], "src1": [1, 1, 1, 0],
-            "smem_op0": [0, 1, 64, 100, 127], "smem_op1": [0, 64, 120, 127],
-            "smem_dst": [0, 32, 100, 127], "proc": list(range(8))}
+    """Raw instruction words, each field near a rule's boundary or uniform (as `_field`),
+    the procedure mostly one with a code below 8."""
+    near = {**_NEAR, "proc": list(range(8))}
     words = []
     for _ in range(n):
         w = 0
