@@ -247,15 +247,19 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, sreq_q.o, smem.rreq[2])
         wiring.connect(m, seq.xreq, xreq_q.i)
         wiring.connect(m, xreq_q.o, smem.rreq[3])
-        # DRAM rows go to the DELTA engine while it runs (it runs alone), else to the DMX
-        # (through a two-entry buffer: the DMX's take stays off the read master's buffer
-        # credits and off the rows' clock enables)
+        # DRAM rows go to the DELTA engine while it runs (it runs alone; its own landing
+        # buffer takes them), else to the DMX through a two-entry buffer (the DMX's take
+        # stays off the read master's buffer credits and off the rows' clock enables).
+        # The split comes first: both buffers load from the read master's output register
+        # under their own flags, and neither consumer sees the other's output multiplexer
+        # (through one shared buffer, its 256-bit select crossed the chip to DELTA's).
         m.submodules.drow_reg = drow_reg = PingPongBuffer(rd.data.payload.shape())
-        wiring.connect(m, rd.data, drow_reg.i)
-        drow = drow_reg.o
-        m.d.comb += [dmx.drow.valid.eq(drow.valid & ~dp.busy), dmx.drow.payload.eq(drow.payload),
-                     dp.drow.valid.eq(drow.valid & dp.busy), dp.drow.payload.eq(drow.payload),
-                     drow.ready.eq(Mux(dp.busy, dp.drow.ready, dmx.drow.ready))]
+        m.d.comb += [drow_reg.i.valid.eq(rd.data.valid & ~dp.busy),
+                     drow_reg.i.payload.eq(rd.data.payload),
+                     dp.drow.valid.eq(rd.data.valid & dp.busy),
+                     dp.drow.payload.eq(rd.data.payload),
+                     rd.data.ready.eq(Mux(dp.busy, dp.drow.ready, drow_reg.i.ready))]
+        wiring.connect(m, drow_reg.o, dmx.drow)
         wiring.connect(m, dp.sreq, smem.rreq[4])
         wiring.connect(m, smem.rresp[4], dp.srow)
         wiring.connect(m, smem.rresp[2], dmx.srow)

@@ -44,7 +44,7 @@ leave through three register stages, three cycles after their beat (timing: MTxV
 multiply, see ``_wb_pipeline``); ``busy`` covers them.
 
 Timing edges (see ``_io_stages``): ``instr`` and ``el`` enter through skid buffers, every
-output stream leaves through a register and a small queue of its own, and the cycle's
+output stream leaves through registers and a small queue of its own, and the cycle's
 "everything accepted" decision reads one registered ``room`` flag instead of the streams'
 readies; the loop counters carry registered "at the last value" flags. This adds about
 three cycles of latency per program, not per beat. Wide registers (the instruction, the
@@ -107,6 +107,12 @@ def wb_layout(cfg: AcceleratorConfig) -> data.StructLayout:
     })
 
 
+def _row_number_bits(cfg: AcceleratorConfig) -> int:
+    """Bits of the loop nests' row numbers and running products (``b * n1``, ``b * nt``,
+    ``(n // Np) * nt`` and a row offset: two guard bits over the widest)."""
+    return max(cfg.smem_addr_bits, 2 * max(cfg.n_bits, cfg.nt_bits)) + 2
+
+
 class Sequencer(wiring.Component):
     """``Sequencer(cfg, chain_slots=8)``; see the module docstring.
 
@@ -144,7 +150,7 @@ class Sequencer(wiring.Component):
         rs = exact_log2(cfg.row_bytes)
         AW = cfg.axi_addr_width
         ib = max(1, (cfg.max_n - 1).bit_length())
-        big = max(cfg.smem_addr_bits, 2 * max(cfg.n_bits, cfg.nt_bits)) + 2
+        big = _row_number_bits(cfg)
 
         ins = Signal(instruction_layout(cfg))
         active = Signal()
@@ -599,11 +605,11 @@ class Sequencer(wiring.Component):
             outs["cmd"].valid.eq(active & ok & has_beat),
             outs["cmd"].payload.eq(beat),
             outs["dreq"].valid.eq(active & ok & need_d),
-            outs["dreq"].payload.eq(ins.dram_op0 + (op0_row << rs)[:AW]),
+            outs["dreq"].payload.row.eq(op0_row), outs["dreq"].payload.base.eq(ins.dram_op0),
             outs["sreq"].valid.eq(active & ok & need_s),
-            outs["sreq"].payload.eq(ins.smem_op0 + op0_row),
+            outs["sreq"].payload.row.eq(op0_row), outs["sreq"].payload.base.eq(ins.smem_op0),
             outs["xreq"].valid.eq(active & ok & need_x),
-            outs["xreq"].payload.eq(x_rowaddr),
+            outs["xreq"].payload.row.eq(x_rowaddr),
             el_in.ready.eq(active & ok & el_mode & has_el),
             wbd.dst0.eq(ins.dst0 & result), wbd.dst1.eq(ins.dst1 & result),
             wbd.single.eq(single), wbd.lane.eq(lane),
@@ -630,12 +636,14 @@ class Sequencer(wiring.Component):
         return m
 
     #: depth of the queues in front of ``cmd``/``dreq``/``sreq``/``xreq`` and of ``wb``
-    #: (the request queues: one entry more for `REQ_STAGES`, so ``room`` asks for the same
-    #: level as without the register)
-    REQ_QUEUE_DEPTH = 5
+    #: (the request queues: one entry more per stage of `REQ_STAGES`, so ``room`` asks for
+    #: the same level as without the registers)
+    REQ_QUEUE_DEPTH = 6
     WB_QUEUE_DEPTH = 8
-    #: register stages between the loop nests and the request queues
-    REQ_STAGES = 1
+    #: register stages between the loop nests and the request queues (`_io_stages` builds
+    #: them: the first takes the item, a row number and the instruction's base, the second
+    #: its address, their sum; ``room``'s margin counts them)
+    REQ_STAGES = 2
     #: register stages between the loop nests and the ``wb`` queue (see `_wb_pipeline`)
     WB_STAGES = 3
 
@@ -648,19 +656,32 @@ class Sequencer(wiring.Component):
         enable and next value of every counter) and held the block near 100 MHz. Here the
         element comes from flip-flops (`SkidBuffer`, full rate, one cycle later) and each
         output stream leaves through register stages (`REQ_STAGES`, ``WB_STAGES``) and a
-        short queue of its own; the issue decision only looks at ``room``, a flip-flop
+        short queue of its own (the request streams' addresses are summed in the second of
+        their register stages: the row's own adder comes before the first, and both in
+        one cycle were a path of 10.3 ns on ECP5); the issue decision only looks at
+        ``room``, a flip-flop
         that says "every queue had room, a cycle ago, for two items plus those still in
         its register stages". The level moves by at most one per cycle, so one free entry
         is left for this cycle's item. A stalled consumer stops the issue a few items later
         than before; the order of every stream is unchanged. Returns ``room``.
         """
         cfg = self.cfg
+        rs = exact_log2(cfg.row_bytes)
+        AW, sa = cfg.axi_addr_width, cfg.smem_addr_bits
+        big = _row_number_bits(cfg)
         m.submodules.el_skid = el_skid = SkidBuffer(self.el.payload.shape())
         wiring.connect(m, wiring.flipped(self.el), el_skid.i)
         self._el_in = el_skid.o
-        shapes = dict(cmd=beat_layout(cfg), dreq=unsigned(cfg.axi_addr_width),
-                      sreq=unsigned(cfg.smem_addr_bits), xreq=unsigned(cfg.smem_addr_bits),
-                      wb=wb_layout(cfg))
+        shapes = dict(cmd=beat_layout(cfg), dreq=unsigned(AW), sreq=unsigned(sa),
+                      xreq=unsigned(sa), wb=wb_layout(cfg))
+        # the request streams' items as the loop nests emit them, and their addresses
+        req_items = dict(
+            cmd=(beat_layout(cfg), lambda item: item),
+            dreq=(data.StructLayout({"row": unsigned(big), "base": unsigned(AW)}),
+                  lambda item: item.base + (item.row << rs)[:AW]),
+            sreq=(data.StructLayout({"row": unsigned(big), "base": unsigned(sa)}),
+                  lambda item: item.base + item.row),
+            xreq=(data.StructLayout({"row": unsigned(big)}), lambda item: item.row))
         self._out_queues = {}
         room_now = []
         queued = []
@@ -680,10 +701,13 @@ class Sequencer(wiring.Component):
                 # queue's LUT-RAM write port (the element-to-queue path was the
                 # sequencer's slowest: element fields, the drain queue's read, the
                 # adders, then the LUT RAM's data setup, across the chip)
-                staged = stream.Signature(shape).create(path=(f"{name}_staged",))
-                m.d.sync += [q.i.valid.eq(staged.valid), q.i.payload.eq(staged.payload)]
+                item_shape, address = req_items[name]
+                staged = stream.Signature(item_shape).create(path=(f"{name}_staged",))
+                held = stream.Signature(item_shape).create(path=(f"{name}_held",))
+                m.d.sync += [held.valid.eq(staged.valid), held.payload.eq(staged.payload),
+                             q.i.valid.eq(held.valid), q.i.payload.eq(address(held.payload))]
                 self._out_queues[name] = staged
-                queued.append(q.o.valid | q.i.valid)
+                queued.append(q.o.valid | q.i.valid | held.valid)
             room_now.append(q.level <= depth - margin)
         room = Signal(init=1)
         m.d.sync += room.eq(Cat(*room_now).all())
