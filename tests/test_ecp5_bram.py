@@ -18,9 +18,11 @@ from amaranth.lib.wiring import In, Out
 from platforms.synth import synth_ecp5
 from reneta_hw.config import AcceleratorConfig
 from reneta_hw.ccm.activation_unit import ActivationUnit
-from reneta_hw.mem.ecp5_bram import (ECP5_DP16KD_MODEL, dp16kd_initvals, ecp5_lane_ram,
+from reneta_hw.mem.ecp5_bram import (ECP5_DP16KD_MODEL, dp16kd_initvals, ecp5_fifo_ram,
+                                     ecp5_fifo_ram_blocks, ecp5_lane_ram,
                                      ecp5_lane_ram_blocks, ecp5_rom, ecp5_rom_blocks,
                                      uses_ecp5_bram)
+from reneta_hw.mem.fifo import PrefetchFIFO, StreamFIFO
 from reneta_hw.mem.smem import SharedMemory
 from reneta_hw.numeric.bfloat16 import BFloat16
 from reneta_hw.numeric.ecp5_dsp import Ecp5SynthHints
@@ -165,6 +167,59 @@ def test_yosys_keeps_the_output_registered_blocks():
     cfg = _cfg(512)
     rep = synth_ecp5(SharedMemory(cfg, read_ports=2, resp_depth=4), name="smem", pnr=False)
     assert rep.brams == 8
+
+
+# --- read-ahead FIFOs ---------------------------------------------------------------------------
+@pytest.mark.parametrize("depth,width,block_width", [(56, 64, 36), (700, 40, 18),
+                                                     (1500, 20, 9)])
+def test_prefetch_fifo_ecp5_cycle_exact(depth, width, block_width):
+    """A `PrefetchFIFO` elaborated for ECP5 (its memory on DP16KD blocks whose output
+    register is the stage register; at 36 bits the pseudo dual port mode) gives every
+    output of the generic one, every cycle, under random stalls on both sides. Its block
+    RAM is read every cycle, also at the row being written when the FIFO is empty: the
+    model's garbage for those reads never reaches the output."""
+    _needs_verilator()
+    cycles = 5000
+    rng = np.random.default_rng(depth)
+    # bursts: long stretches where the consumer stalls fill the FIFO past the ring
+    out_ready = np.repeat(rng.random(cycles // 50) < 0.5, 50) & (rng.random(cycles) < 0.8)
+    stim = {"i__valid": (rng.random(cycles) < 0.6).astype(np.uint64),
+            "i__payload": rng.integers(0, 1 << min(width, 63), cycles, dtype=np.uint64),
+            "o__ready": out_ready.astype(np.uint64)}
+
+    def run(platform):
+        text = verilog.convert(StreamFIFO(width, depth, prefetch=True), name="fifo",
+                               platform=platform, emit_src=False)
+        model = verilator_eval.VerilatorModel(
+            text + (ECP5_DP16KD_MODEL if platform else ""), name="fifo")
+        return model.run(cycles, **stim), text
+
+    generic, gtext = run(None)
+    ecp5, etext = run(Ecp5SynthHints())
+    assert "DP16KD" not in gtext
+    blocks = ecp5_fifo_ram_blocks(depth - PrefetchFIFO.RING, width)
+    assert etext.count(f".DATA_WIDTH_B(32'd{block_width})") == blocks
+    assert etext.count('.REGMODE_B("OUTREG")') == blocks
+    for port, values in generic.items():
+        np.testing.assert_array_equal(ecp5[port], values, err_msg=port)
+    taken = generic["o__valid"].astype(bool) & out_ready
+    assert taken.sum() > cycles // 4
+    assert generic["level"].max() > depth // 2      # it did fill up (order: test_mem_fifo)
+
+
+def test_fifo_ram_bad_arguments():
+    m = Module()
+    a, d = Signal(9), Signal(36)
+    with pytest.raises(ValueError, match="16385 rows do not fit"):
+        ecp5_fifo_ram(m, depth=16385, width=36, waddr=a, wdata=d, wen=1, raddr=a, name="x")
+    with pytest.raises(ValueError, match="wdata has 36 bits, not 40"):
+        ecp5_fifo_ram(m, depth=512, width=40, waddr=a, wdata=d, wen=1, raddr=a, name="x")
+    with pytest.raises(ValueError, match="raddr has 10 bits; a 36-bit DP16KD has 9"):
+        ecp5_fifo_ram(m, depth=512, width=36, waddr=a, wdata=d, wen=1, raddr=Signal(10),
+                      name="x")
+    assert ecp5_fifo_ram_blocks(512, 256) == 8 and ecp5_fifo_ram_blocks(513, 36) == 2
+    assert ecp5_fifo_ram_blocks(16385, 8) is None
+    Fragment.get(m, None)
 
 
 # --- read-only tables (the activation ROMs) ----------------------------------------------------

@@ -11,8 +11,8 @@ from hypothesis import given, settings, strategies as st
 from platforms.synth import synth_ecp5
 
 from reneta_hw.mem.fifo import _bits
-from reneta_hw.mem import (PingPongBuffer, PipelineRegister, SkidBuffer, SplitBuffer,
-                           StreamFIFO)
+from reneta_hw.mem import (PingPongBuffer, PipelineRegister, PrefetchFIFO, SkidBuffer,
+                           SplitBuffer, StreamFIFO)
 from sim.streams import collect, feed, simulate
 
 
@@ -70,7 +70,8 @@ def blocks(shape, depth):
 # --- order, loss, duplication, level under random stalls --------------------------------------
 
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from(["fifo", "fifo_unbuffered", "pipe", "skid", "pingpong"]),
+@given(kind=st.sampled_from(["fifo", "fifo_unbuffered", "fifo_prefetch", "pipe", "skid",
+                             "pingpong"]),
        depth=st.integers(1, 9), width=st.integers(1, 20),
        in_stall=st.sampled_from([0.0, 0.2, 0.5, 0.8]),
        out_stall=st.sampled_from([0.0, 0.2, 0.5, 0.8]),
@@ -78,6 +79,7 @@ def blocks(shape, depth):
 def test_random_stalls_keep_order(kind, depth, width, in_stall, out_stall, n, seed):
     dut = {"fifo": lambda: StreamFIFO(width, depth),
            "fifo_unbuffered": lambda: StreamFIFO(width, depth, buffered=False),
+           "fifo_prefetch": lambda: StreamFIFO(width, depth + 4, prefetch=True),
            "pipe": lambda: PipelineRegister(width),
            "skid": lambda: SkidBuffer(width),
            "pingpong": lambda: PingPongBuffer(width)}[kind]()
@@ -90,14 +92,15 @@ def test_random_stalls_keep_order(kind, depth, width, in_stall, out_stall, n, se
 
 
 @pytest.mark.parametrize("depth", [2, 5, 16])
-@pytest.mark.parametrize("buffered", [True, False])
-def test_fifo_long_random_run(depth, buffered):
+@pytest.mark.parametrize("kind", [dict(), dict(buffered=False), dict(prefetch=True)])
+def test_fifo_long_random_run(depth, kind):
+    depth = max(depth, 5) if kind.get("prefetch") else depth
     rng = random.Random(depth)
     items = [rng.getrandbits(16) for _ in range(150)]
     # a slow consumer first fills the FIFO, then a slow producer drains it
-    got, _, _ = run_stream(StreamFIFO(16, depth, buffered=buffered), items, 0.1, 0.6, 3, depth)
+    got, _, _ = run_stream(StreamFIFO(16, depth, **kind), items, 0.1, 0.6, 3, depth)
     assert got == items
-    got, _, _ = run_stream(StreamFIFO(16, depth, buffered=buffered), items, 0.6, 0.1, 4, depth)
+    got, _, _ = run_stream(StreamFIFO(16, depth, **kind), items, 0.6, 0.1, 4, depth)
     assert got == items
 
 
@@ -107,6 +110,7 @@ def test_struct_layout_payload():
     items = [{"idx": rng.randrange(256), "val": rng.randrange(-2048, 2048),
               "last": rng.randrange(2)} for _ in range(40)]
     for dut in [StreamFIFO(lay, 4), StreamFIFO(lay, 3, buffered=False),
+                StreamFIFO(lay, 6, prefetch=True),
                 PipelineRegister(lay), SkidBuffer(lay), PingPongBuffer(lay)]:
         got, _, _ = run_stream(dut, items, 0.3, 0.3, 5, getattr(dut, "depth", None))
         assert [{"idx": g.idx, "val": g.val, "last": g.last} for g in got] == items
@@ -174,6 +178,8 @@ def test_array_layout_payload_wide():
     (lambda: StreamFIFO(16, 16), 2),
     (lambda: StreamFIFO(16, 2, buffered=False), 1),
     (lambda: StreamFIFO(16, 16, buffered=False), 1),
+    (lambda: StreamFIFO(16, 5, prefetch=True), 4),
+    (lambda: StreamFIFO(16, 64, prefetch=True), 4),
     (lambda: PipelineRegister(16), 1),
     (lambda: SkidBuffer(16), 1),
     (lambda: PingPongBuffer(16), 1),
@@ -206,6 +212,7 @@ def test_shallow_fifos_half_rate(make):
 @pytest.mark.parametrize("make, cut", [
     (lambda: StreamFIFO(8, 4), True),
     (lambda: StreamFIFO(8, 4, buffered=False), True),
+    (lambda: StreamFIFO(8, 8, prefetch=True), True),
     (lambda: SkidBuffer(8), True),
     (lambda: PingPongBuffer(8), True),
     (lambda: SplitBuffer(data.StructLayout({"a": 4, "b": 4}), wide=("a",)), True),
@@ -240,6 +247,11 @@ def test_ready_path(make, cut):
     (lambda: StreamFIFO("x", 2), r"StreamFIFO\.shape: "),
     (lambda: StreamFIFO(0, 2), r"StreamFIFO\.shape: "),
     (lambda: StreamFIFO(8, 2, buffered=1), r"StreamFIFO\.buffered: "),
+    (lambda: StreamFIFO(8, 8, prefetch=1), r"StreamFIFO\.prefetch: "),
+    (lambda: StreamFIFO(8, 8, buffered=False, prefetch=True), r"StreamFIFO\.prefetch: "),
+    (lambda: StreamFIFO(8, 4, prefetch=True), r"StreamFIFO\.depth: .*at least 5"),
+    (lambda: PrefetchFIFO(width=8, depth=4), r"PrefetchFIFO\.depth: "),
+    (lambda: PrefetchFIFO(width=0, depth=8), r"PrefetchFIFO\.width: "),
     (lambda: SkidBuffer(0), r"SkidBuffer\.shape: "),
     (lambda: PingPongBuffer(0), r"PingPongBuffer\.shape: "),
     (lambda: PipelineRegister(None), r"PipelineRegister\.shape: "),
@@ -271,6 +283,15 @@ def test_verilog_reproducible(make):
 def test_ecp5_deep_fifo_uses_block_ram():
     r = synth_ecp5(StreamFIFO(16, 256), name="fifo", pnr=False)
     assert r.brams == 1 and r.luts < 150
+
+
+def test_ecp5_prefetch_fifo_uses_block_ram_and_its_registers():
+    """On ECP5 the memory is two 36-bit DP16KD blocks (as many as `SyncFIFOBuffered`'s)
+    whose output register is the stage register: the fabric holds the ring (3 x 64
+    flip-flops) and a little control, and no collision bypass (64 more)."""
+    r = synth_ecp5(StreamFIFO(64, 56, prefetch=True), name="fifo", pnr=False)
+    assert r.brams == 2
+    assert 3 * 64 <= r.ffs < 3 * 64 + 40
 
 
 def test_report_blocks_elaborate():

@@ -8,7 +8,8 @@
 """
 
 from .bram import SimpleDualPortRAM, SinglePortRAM
-from .fifo import PingPongBuffer, PipelineRegister, SkidBuffer, SplitBuffer, StreamFIFO
+from .fifo import (PingPongBuffer, PipelineRegister, PrefetchFIFO, SkidBuffer, SplitBuffer,
+                   StreamFIFO)
 
 __all__ = ["SimpleDualPortRAM", "SinglePortRAM", "StreamFIFO", "PipelineRegister", "SkidBuffer",
-           "PingPongBuffer", "SplitBuffer"]
+           "PingPongBuffer", "SplitBuffer", "PrefetchFIFO"]

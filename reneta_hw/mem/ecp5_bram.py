@@ -42,7 +42,7 @@ from amaranth.hdl import ClockSignal, Const, Instance, Signal, Value
 from reneta_hw.numeric.ecp5_dsp import targets_ecp5
 
 __all__ = ["uses_ecp5_bram", "ecp5_lane_ram", "ecp5_lane_ram_blocks", "ecp5_rom",
-           "ecp5_rom_blocks", "dp16kd_initvals", "ECP5_DP16KD_MODEL"]
+           "ecp5_rom_blocks", "ecp5_fifo_ram", "ecp5_fifo_ram_blocks", "dp16kd_initvals", "ECP5_DP16KD_MODEL"]
 
 #: DP16KD data widths and the rows each holds (ports A and B at the same width)
 DP16KD_ROWS = {18: 1024, 9: 2048, 4: 4096, 2: 8192, 1: 16384}
@@ -144,6 +144,78 @@ def ecp5_lane_ram(m, *, depth: int, lanes: int, lane_bits: int, waddr, wdata, wl
     return rdata
 
 
+def ecp5_fifo_ram_blocks(depth: int, width: int) -> int | None:
+    """DP16KD blocks `ecp5_fifo_ram` uses for a ``depth`` x ``width`` memory; None if it
+    is deeper than one block column holds."""
+    bw = _block_width(depth, FIFO_WIDTHS)
+    return -(-width // bw) if bw else None
+
+
+#: DP16KD widths `ecp5_fifo_ram` uses, with their rows: the 36-bit pseudo dual port mode,
+#: then the true dual port ones
+FIFO_WIDTHS = {36: 512, **DP16KD_ROWS}
+
+
+def ecp5_fifo_ram(m, *, depth: int, width: int, waddr, wdata, wen, raddr,
+                  name: str) -> Value:
+    """A ``depth`` x ``width`` memory on DP16KD blocks read through both of its registers;
+    returns the read data.
+
+    Row ``waddr`` is written with ``wdata`` at an edge where ``wen`` is high; row ``raddr``
+    is read at every edge and its data is on the returned value after the next edge (the
+    read latch and the output register load every cycle: a read of the row written at the
+    same edge is undefined, the caller discards it). The data start as zero. Unlike a
+    `Memory` read port (whose read-old-data collision Yosys emulates with a delayed write
+    and a bypass multiplexer behind the block), nothing but the block lies on the path.
+    """
+    bw = _block_width(depth, FIFO_WIDTHS)
+    if bw is None:
+        raise ValueError(f"ecp5_fifo_ram {name}: {depth} rows do not fit one DP16KD column "
+                         f"(at most {max(FIFO_WIDTHS.values())})")
+    waddr, wdata, wen, raddr = (Value.cast(v) for v in (waddr, wdata, wen, raddr))
+    if len(wdata) != width:
+        raise ValueError(f"ecp5_fifo_ram {name}: wdata has {len(wdata)} bits, not {width}")
+    row_bits = (FIFO_WIDTHS[bw] - 1).bit_length()
+    for what, a in (("waddr", waddr), ("raddr", raddr)):
+        if len(a) > row_bits:
+            raise ValueError(f"ecp5_fifo_ram {name}: {what} has {len(a)} bits; a "
+                             f"{bw}-bit DP16KD has {row_bits}")
+    rdata = Signal(width, name=f"{name}_rdata")
+    for c in range(-(-width // bw)):
+        lo, n = c * bw, min(bw, width - c * bw)
+        do = Signal(36, name=f"{name}_c{c}_do")
+        m.d.comb += rdata[lo:lo + n].eq(do[:n])
+        ports = {**_dp16kd_parameters(bw, "OUTREG", "OUTREG"),
+                 "i_CLKA": ClockSignal("sync"), "i_CLKB": ClockSignal("sync"),
+                 "i_CEB": Const(1, 1), "i_OCEA": Const(1, 1), "i_OCEB": Const(1, 1),
+                 "i_RSTA": Const(0, 1), "i_RSTB": Const(0, 1), "i_WEB": Const(0, 1)}
+        if bw == 36:
+            # port A writes all four bytes (ADA3..ADA0) while enabled; port B reads
+            low = DP16KD_ADDR_BITS - row_bits
+            for i in range(DP16KD_ADDR_BITS):
+                ports[f"i_ADA{i}"] = (Const(1, 1) if i < 4 else Const(0, 1)) if i < low \
+                    else (waddr[i - low] if i - low < len(waddr) else Const(0, 1))
+                ports[f"i_ADB{i}"] = Const(0, 1) if i < low \
+                    else (raddr[i - low] if i - low < len(raddr) else Const(0, 1))
+            ports.update({f"i_CS{p}{i}": Const(0, 1) for p in "AB" for i in range(3)})
+            ports.update({"i_CEA": wen, "i_WEA": Const(1, 1)})
+            for i in range(18):
+                ports[f"i_DIA{i}"] = wdata[lo + i] if i < n else Const(0, 1)
+                ports[f"i_DIB{i}"] = wdata[lo + 18 + i] if 18 + i < n else Const(0, 1)
+                ports[f"o_DOA{i}"] = do[i]
+                ports[f"o_DOB{i}"] = do[18 + i]
+        else:
+            ports.update({**_address_pins("A", waddr, bw, byte_enables=True),
+                          **_address_pins("B", raddr, bw),
+                          "i_CEA": Const(1, 1), "i_WEA": wen})
+            for i in range(18):
+                ports[f"i_DIA{i}"] = wdata[lo + i] if i < n else Const(0, 1)
+                ports[f"i_DIB{i}"] = Const(0, 1)
+                ports[f"o_DOB{i}"] = do[i]
+        m.submodules[f"{name}_c{c}"] = Instance("DP16KD", **ports)
+    return rdata
+
+
 #: DP16KD widths `ecp5_rom` uses, with their rows (the INITVAL layout is checked against
 #: Yosys's mapping for these two; the narrower ones pack rows differently)
 ROM_WIDTHS = {18: 1024, 9: 2048}
@@ -215,10 +287,12 @@ def ecp5_rom(m, *, init: list, width: int, addrs: list, en, name: str) -> list:
     return datas
 
 
-#: A behavioural Verilog model of the DP16KD features `ecp5_lane_ram` uses, for the tests
-#: that simulate the ECP5 elaboration (Yosys ships only a black box of the block): equal
-#: widths on both ports (1, 2, 4, 9, 18; the row number in the top address bits, at 18 bits
-#: ADx1/ADx0 the two byte enables of a write), the INITVAL contents (at 18 and 9 bits),
+#: A behavioural Verilog model of the DP16KD features `ecp5_lane_ram`, `ecp5_rom` and
+#: `ecp5_fifo_ram` use, for the tests that simulate the ECP5 elaboration (Yosys ships only
+#: a black box of the block): equal widths on both ports (1, 2, 4, 9, 18; the row number in
+#: the top address bits, at 18 bits ADx1/ADx0 the two byte enables of a write), the 36-bit
+#: pseudo dual port mode (port A writes DIB:DIA under the byte enables ADA3..ADA0, port B
+#: reads onto DOB:DOA), the INITVAL contents (at 18 and 9 bits),
 #: port A writes, both ports read into their latch while CEx is high, and with
 #: REGMODE_x = "OUTREG" the output register takes the latch while OCEx is high. A read of
 #: the row port A writes at the same edge is undefined in the block; the model returns the
@@ -247,7 +321,8 @@ module DP16KD #(
     output DOB5, DOB4, DOB3, DOB2, DOB1, DOB0
 );
     localparam W = DATA_WIDTH_A;
-    localparam SHIFT = (W == 18) ? 4 : (W == 9) ? 3 : (W == 4) ? 2 : (W == 2) ? 1 : 0;
+    localparam SHIFT = (W == 36) ? 5 : (W == 18) ? 4 : (W == 9) ? 3 : (W == 4) ? 2 :
+                       (W == 2) ? 1 : 0;
     localparam ROWS = 16384 >> SHIFT;
     wire [13:0] ada = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3,
                        ADA2, ADA1, ADA0};
@@ -255,51 +330,60 @@ module DP16KD #(
                        ADB2, ADB1, ADB0};
     wire [17:0] dia = {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8,
                        DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0};
+    wire [17:0] dib = {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8,
+                       DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0};
     wire [13 - SHIFT:0] row_a = ada[13:SHIFT];
     wire [13 - SHIFT:0] row_b = adb[13:SHIFT];
-    // the byte enables of an 18-bit write
-    wire [17:0] be = (W == 18) ? {{9{ADA1}}, {9{ADA0}}} : 18'h3ffff;
-    reg [17:0] mem [0:ROWS - 1];
-    reg [17:0] latch_a, out_a, latch_b, out_b;
+    // a 36-bit row (DIB:DIA, read on DOB:DOA) is written by port A and read by port B
+    // (pseudo dual port); the byte enables of an 18-bit write are ADA1/ADA0, of a 36-bit
+    // one ADA3..ADA0
+    wire [35:0] wdat = (W == 36) ? {dib, dia} : {18'h0, dia};
+    wire [35:0] be = (W == 36) ? {{9{ADA3}}, {9{ADA2}}, {9{ADA1}}, {9{ADA0}}} :
+                     (W == 18) ? {18'h0, {9{ADA1}}, {9{ADA0}}} : 36'hfffffffff;
+    wire [35:0] wmask = be & ((36'h1 << W) - 36'h1);
+    reg [35:0] mem [0:ROWS - 1];
+    reg [35:0] latch_a, out_a, latch_b, out_b;
     reg [319:0] initval [0:63];
     integer i;
     initial begin
 INITVAL_LOADS
         // 1024 words of 18 bits, 16 per INITVAL; a 9-bit row is half a word
         for (i = 0; i < ROWS; i = i + 1)
-            if (W == 18) mem[i] = initval[i / 16][(i % 16) * 20 +: 18];
+            if (W == 18) mem[i] = {18'h0, initval[i / 16][(i % 16) * 20 +: 18]};
             else if (W == 9)
-                mem[i] = {9'h0, initval[i / 32][((i / 2) % 16) * 20 + 9 * (i % 2) +: 9]};
-            else mem[i] = 18'h0;
-        latch_a = 18'h0;
-        out_a = 18'h0;
-        latch_b = 18'h0;
-        out_b = 18'h0;
+                mem[i] = {27'h0, initval[i / 32][((i / 2) % 16) * 20 + 9 * (i % 2) +: 9]};
+            else mem[i] = 36'h0;
+        latch_a = 36'h0;
+        out_a = 36'h0;
+        latch_b = 36'h0;
+        out_b = 36'h0;
     end
     always @(posedge CLKA) begin
-        if (CEA) latch_a <= mem[row_a] & ((18'h1 << W) - 18'h1);
-        if (RSTA) out_a <= 18'h0;
+        if (CEA) latch_a <= mem[row_a] & ((36'h1 << W) - 36'h1);
+        if (RSTA) out_a <= 36'h0;
         else if (OCEA) out_a <= latch_a;
     end
-    wire [17:0] wmask = be & ((18'h1 << W) - 18'h1);
     always @(posedge CLKB) begin
         if (CEB) begin
             if (CEA && WEA && row_a == row_b)
-                latch_b <= ~mem[row_b] & ((18'h1 << W) - 18'h1);   // undefined: garbage
+                latch_b <= ~mem[row_b] & ((36'h1 << W) - 36'h1);   // undefined: garbage
             else
-                latch_b <= mem[row_b] & ((18'h1 << W) - 18'h1);
+                latch_b <= mem[row_b] & ((36'h1 << W) - 36'h1);
         end
-        if (RSTB) out_b <= 18'h0;
+        if (RSTB) out_b <= 36'h0;
         else if (OCEB) out_b <= latch_b;
     end
     always @(posedge CLKA)
-        if (CEA && WEA) mem[row_a] <= (mem[row_a] & ~wmask) | (dia & wmask);
-    wire [17:0] dob = (REGMODE_B == "OUTREG") ? out_b : latch_b;
+        if (CEA && WEA) mem[row_a] <= (mem[row_a] & ~wmask) | (wdat & wmask);
+    wire [35:0] dob = (REGMODE_B == "OUTREG") ? out_b : latch_b;
+    wire [35:0] doa = (REGMODE_A == "OUTREG") ? out_a : latch_a;
+    // at 36 bits port B's read comes out on both: its low half on DOA
+    wire [17:0] doa_pins = (W == 36) ? dob[17:0] : doa[17:0];
+    wire [17:0] dob_pins = (W == 36) ? dob[35:18] : dob[17:0];
     assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6,
-            DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob;
-    wire [17:0] doa = (REGMODE_A == "OUTREG") ? out_a : latch_a;
+            DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob_pins;
     assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6,
-            DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa;
+            DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa_pins;
 endmodule
 """.replace("INITVAL_PARAMETERS", ",\n    ".join(
     f"parameter [319:0] INITVAL_{k:02X} = 320'h0" for k in range(64))).replace(

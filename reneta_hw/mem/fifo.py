@@ -16,6 +16,7 @@ block                  latency cut paths               storage
 ====================== ======= ======================= =========================================
 StreamFIFO buffered    2       valid, data, ready      ``SyncFIFOBuffered`` (block RAM friendly)
 StreamFIFO unbuffered  1       valid, data, ready      ``SyncFIFO`` (async-read RAM: LUT RAM)
+StreamFIFO prefetch    4       valid, data, ready      `PrefetchFIFO` (block RAM, read ahead)
 PipelineRegister       1       valid, data             1 register; ``i.ready`` is combinational
 SkidBuffer             1       valid, data, ready      2 registers (output + skid)
 PingPongBuffer         1       valid, data, ready      2 registers, 2:1 mux on the output
@@ -36,11 +37,13 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .bram import _Validated
+from .ecp5_bram import ecp5_fifo_ram, ecp5_fifo_ram_blocks, uses_ecp5_bram
 
-__all__ = ["StreamFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer", "SplitBuffer"]
+__all__ = ["StreamFIFO", "PrefetchFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer", "SplitBuffer"]
 
 
 def _check_shape(owner: str, shape):
@@ -81,6 +84,10 @@ class StreamFIFO(wiring.Component):
         ``False``: `SyncFIFO` with an asynchronous read (LUT RAM or flip-flops), 1 cycle
         from ``i`` to ``o``; full throughput from ``depth >= 2`` (depth 1 cannot take an item
         in the cycle it gives one, so it runs at half rate).
+    prefetch : bool
+        ``True`` (with ``buffered``): a `PrefetchFIFO` (``depth >= 5``): ``o`` comes from
+        registers the block RAM is read ahead into, 4 cycles from ``i`` to ``o``; for deep
+        queues whose consumer starts logic from the payload (see `PrefetchFIFO`).
 
     Ports
     -----
@@ -92,17 +99,24 @@ class StreamFIFO(wiring.Component):
     item in their output register too).
     """
 
-    def __init__(self, shape, depth: int, *, buffered: bool = True):
+    def __init__(self, shape, depth: int, *, buffered: bool = True, prefetch: bool = False):
         owner = type(self).__name__
         with _Validated(self):
             self.width = _check_shape(owner, shape)
             if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
                 raise ValueError(f"{owner}.depth: must be a positive integer, got {depth!r}")
-            if not isinstance(buffered, bool):
-                raise ValueError(f"{owner}.buffered: must be True or False, got {buffered!r}")
+            for name, flag in (("buffered", buffered), ("prefetch", prefetch)):
+                if not isinstance(flag, bool):
+                    raise ValueError(f"{owner}.{name}: must be True or False, got {flag!r}")
+            if prefetch and not buffered:
+                raise ValueError(f"{owner}.prefetch: needs buffered=True")
+            if prefetch and depth < PrefetchFIFO.RING + 2:
+                raise ValueError(f"{owner}.depth: a prefetching FIFO holds at least "
+                                 f"{PrefetchFIFO.RING + 2} items, got {depth}")
         self.shape = shape
         self.depth = depth
         self.buffered = buffered
+        self.prefetch = prefetch
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -111,7 +125,8 @@ class StreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cls = SyncFIFOBuffered if self.buffered else SyncFIFO
+        cls = (PrefetchFIFO if self.prefetch else
+               SyncFIFOBuffered if self.buffered else SyncFIFO)
         m.submodules.fifo = fifo = cls(width=self.width, depth=self.depth)
         m.d.comb += [
             fifo.w_data.eq(_bits(self.i.payload)),
@@ -122,6 +137,106 @@ class StreamFIFO(wiring.Component):
             fifo.r_en.eq(self.o.ready),
             self.level.eq(fifo.level),
         ]
+        return m
+
+
+class PrefetchFIFO(wiring.Component):
+    """``PrefetchFIFO(width=, depth=)``: a block-RAM FIFO whose read data never feeds logic
+    straight from the block RAM. Same ports and meaning as `SyncFIFOBuffered` (``w_data``,
+    ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``, ``level``).
+
+    Why: in `SyncFIFOBuffered` the read data is the block RAM's read latch, 4.3 ns after
+    the clock on ECP5 before any route, and the consumer's ready is that latch's clock
+    enable. Here the block RAM is read every cycle into a free-running register (no
+    enable, so the placer can put it next to the block; elaborated for ECP5 it is the
+    DP16KD's own output register, with no collision bypass behind the block), and items
+    are read ahead into a ring of `RING` registers that ``r_data`` comes from. A read is
+    issued only when the ring has room for it, so the two read stages never stall. The
+    consumer's ready reaches the ring's pointers and flags and the read-ahead decision,
+    never the data registers' clock enables; ``r_rdy`` is a flip-flop.
+
+    Timing: an item written into an empty FIFO is on ``r_data`` 4 cycles later; one item
+    per cycle in and out when neither side stalls. ``depth - RING`` items wait in the
+    memory (at least 2), the rest in the read stages and the ring. Costs ``RING + 1``
+    registers of ``width`` bits and a ``RING``:1 multiplexer besides the memory.
+    """
+
+    RING = 3
+
+    def __init__(self, *, width: int, depth: int):
+        owner = type(self).__name__
+        with _Validated(self):
+            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise ValueError(f"{owner}.width: must be a positive integer, got {width!r}")
+            if isinstance(depth, bool) or not isinstance(depth, int) or depth < self.RING + 2:
+                raise ValueError(f"{owner}.depth: must be an integer >= {self.RING + 2}, "
+                                 f"got {depth!r}")
+        self.width = width
+        self.depth = depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, Dm = self.RING, self.depth - self.RING
+        w_ptr = Signal(range(Dm))
+        r_ptr = Signal(range(Dm))
+        stored = Signal(range(Dm + 1))             # items in the memory, not yet read
+        in_use = Signal(range(R + 1))              # ring entries taken or reserved
+        fetched = Signal()                         # the read latch holds an item
+        staged = Signal()                          # the stage register holds an item
+        stage = Signal(self.width, reset_less=True)
+        write = self.w_en & self.w_rdy
+        if uses_ecp5_bram(platform) and ecp5_fifo_ram_blocks(Dm, self.width):
+            # the block's own output register is the stage register
+            m.d.comb += stage.eq(ecp5_fifo_ram(m, depth=Dm, width=self.width, waddr=w_ptr,
+                                               wdata=self.w_data, wen=write, raddr=r_ptr,
+                                               name="storage"))
+        else:
+            m.submodules.storage = storage = Memory(shape=self.width, depth=Dm, init=[])
+            wp = storage.write_port()
+            rp = storage.read_port(domain="sync")      # enabled every cycle
+            m.d.comb += [wp.addr.eq(w_ptr), wp.data.eq(self.w_data), wp.en.eq(write),
+                         rp.addr.eq(r_ptr)]
+            m.d.sync += stage.eq(rp.data)
+        ring = [Signal(self.width, name=f"ring{k}", reset_less=True) for k in range(R)]
+        ring_w = Signal(range(R))
+        ring_r = Signal(range(R))
+        held = Signal(range(R + 1))                # items in the ring
+
+        pop = self.r_rdy & self.r_en
+        issue = (stored != 0) & ((in_use != R) | pop)
+
+        def step(ptr, n):
+            return Mux(ptr == n - 1, 0, ptr + 1)
+
+        out = ring[R - 1]
+        for k in reversed(range(R - 1)):
+            out = Mux(ring_r == k, ring[k], out)
+
+        m.d.comb += [
+            self.w_rdy.eq(stored != Dm),
+            self.r_data.eq(out),
+            self.level.eq(stored + in_use),
+        ]
+        with m.If(write):
+            m.d.sync += w_ptr.eq(step(w_ptr, Dm))
+        with m.If(issue):
+            m.d.sync += r_ptr.eq(step(r_ptr, Dm))
+        m.d.sync += [stored.eq(stored + write - issue), in_use.eq(in_use + issue - pop),
+                     fetched.eq(issue), staged.eq(fetched)]
+        for k in range(R):
+            with m.If(staged & (ring_w == k)):
+                m.d.sync += ring[k].eq(stage)
+        with m.If(staged):
+            m.d.sync += ring_w.eq(step(ring_w, R))
+        with m.If(pop):
+            m.d.sync += ring_r.eq(step(ring_r, R))
+        held_next = held + staged - pop
+        m.d.sync += [held.eq(held_next), self.r_rdy.eq(held_next != 0)]
         return m
 
 

@@ -27,6 +27,11 @@ With ``out_reg`` (one flag, or one per port) a `PingPongBuffer` behind the port'
 registers ``rresp`` (valid, payload and ready) for one more cycle of latency: the FIFO's
 read data comes out of a block RAM, too slow (4 ns on ECP5) to feed a consumer's wide
 multiplexers at full speed.
+With ``prefetch`` (one flag, or one per port; ``resp_depth`` at least 5) the port's FIFO
+is a `PrefetchFIFO`: ``rresp`` comes from registers its block RAM is read ahead into (as
+with ``out_reg``, whose buffer it replaces), 2 cycles later than without ``out_reg``; for
+the deep operand queues, whose block RAMs otherwise feed the consumer's registers from
+their read latch.
 With ``req_reg`` (one flag, or one per port) a `SkidBuffer` in front of the port's
 arbitration registers ``rreq`` (valid, payload and ready) for one more cycle of latency:
 the arbiter then starts from flip-flops next to it, not from the requester's logic across
@@ -51,7 +56,7 @@ from amaranth.lib.wiring import In, Out
 
 from reneta_hw.config import AcceleratorConfig
 from reneta_hw.mem.ecp5_bram import ecp5_lane_ram, ecp5_lane_ram_blocks, uses_ecp5_bram
-from reneta_hw.mem.fifo import PingPongBuffer, SkidBuffer
+from reneta_hw.mem.fifo import PingPongBuffer, PrefetchFIFO, SkidBuffer
 
 __all__ = ["SharedMemory", "smem_host_signature", "smem_write_layout"]
 
@@ -86,11 +91,12 @@ def _per_port_flags(name: str, flags, read_ports: int) -> list[bool]:
 
 
 class SharedMemory(wiring.Component):
-    """``SharedMemory(cfg, read_ports=3, resp_depth=8, out_reg=False, req_reg=False)``;
-    see the module docstring."""
+    """``SharedMemory(cfg, read_ports=3, resp_depth=8, out_reg=False, req_reg=False,
+    prefetch=False)``; see the module docstring."""
 
     def __init__(self, cfg: AcceleratorConfig, read_ports: int = 3, resp_depth: int = 8,
-                 out_reg: bool | list[bool] = False, req_reg: bool | list[bool] = False):
+                 out_reg: bool | list[bool] = False, req_reg: bool | list[bool] = False,
+                 prefetch: bool | list[bool] = False):
         self._MustUse__silence = True       # a refused memory is not an unused one
         if not isinstance(cfg, AcceleratorConfig):
             raise TypeError(f"SharedMemory: cfg must be an AcceleratorConfig, got {cfg!r}")
@@ -106,6 +112,11 @@ class SharedMemory(wiring.Component):
                              f"read port, got {resp_depth!r}")
         self.out_reg = _per_port_flags("out_reg", out_reg, read_ports)
         self.req_reg = _per_port_flags("req_reg", req_reg, read_ports)
+        self.prefetch = _per_port_flags("prefetch", prefetch, read_ports)
+        for i, (on, depth) in enumerate(zip(self.prefetch, resp_depth)):
+            if on and depth < PrefetchFIFO.RING + 2:
+                raise ValueError(f"SharedMemory: port {i} prefetches, so its resp_depth "
+                                 f"must be at least {PrefetchFIFO.RING + 2}, got {depth}")
         self._MustUse__silence = False
         self.cfg = cfg
         self.read_ports = read_ports
@@ -145,12 +156,15 @@ class SharedMemory(wiring.Component):
             # (With a LUT-RAM FIFO with a ping-pong head here, five of them at row width,
             # the 16-PE design had not finished routing on ECP5 after 620k nextpnr
             # iterations; with this one it routes.)
-            fifo = SyncFIFOBuffered(width=cfg.row_bits, depth=max(self.resp_depth[i], 3))
+            if self.prefetch[i]:
+                fifo = PrefetchFIFO(width=cfg.row_bits, depth=self.resp_depth[i])
+            else:
+                fifo = SyncFIFOBuffered(width=cfg.row_bits, depth=max(self.resp_depth[i], 3))
             m.submodules[f"resp{i}"] = fifo
             fifos.append(fifo)
             cnt = Signal(range(self.resp_depth[i] + 1), name=f"credit{i}")
             grant = Signal(name=f"grant{i}")
-            if self.out_reg[i]:
+            if self.out_reg[i] and not self.prefetch[i]:
                 reg = m.submodules[f"resp{i}_reg"] = PingPongBuffer(unsigned(cfg.row_bits))
                 wiring.connect(m, reg.o, wiring.flipped(self.rresp[i]))
                 out = reg.i
@@ -170,8 +184,16 @@ class SharedMemory(wiring.Component):
                 fifo.r_en.eq(out.ready),
                 req.ready.eq(grant),
             ]
-            m.d.sync += cnt.eq(cnt + grant - pop)
-            grants.append((grant, req.valid & (cnt < self.resp_depth[i])))
+            # the count steps by one: its next value and "room for a row" are picked from
+            # values computed from the registers alone, so the late grant and pop only
+            # steer multiplexers (an adder and a compare behind the arbiter's priority
+            # chain were a path of 8.6 ns on ECP5)
+            depth = self.resp_depth[i]
+            room = Signal(init=1, name=f"room{i}")      # cnt < depth
+            up, down = grant & ~pop, pop & ~grant
+            m.d.sync += [cnt.eq(Mux(up, cnt + 1, Mux(down, cnt - 1, cnt))),
+                         room.eq(Mux(up, cnt < depth - 1, Mux(down, 1, room)))]
+            grants.append((grant, req.valid & room))
         busy = self.host.re
         for i, (grant, want) in enumerate(grants):
             m.d.comb += grant.eq(want & ~busy)
