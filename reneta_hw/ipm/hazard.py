@@ -201,16 +201,17 @@ class HazardCheck(wiring.Component):
         with m.If(self.spm_en):
             m.d.sync += [k.eq(k + 1), left.eq(left - 1)]
         # three stages per descriptor: the SPM output registered (a block RAM's output is
-        # slow), its row range, the hull update
+        # slow: nothing but that register looks at it), its row range and "not empty", the
+        # hull update
         d_q = Signal.like(d)
-        v1 = Signal()
+        v1 = Signal()                     # d_q holds a descriptor
         e_lo = Signal(RW)
         e_hi = Signal(RW)
         v2 = Signal()
-        m.d.sync += [d_q.eq(d), v1.eq(rd_q & (d.count != 0)),
+        m.d.sync += [d_q.eq(d), v1.eq(rd_q),
                      e_lo.eq(d_q.head_row),
                      e_hi.eq(d_q.head_row + ((d_q.head_lane + d_q.count + (Np - 1)) >> lb)),
-                     v2.eq(v1)]
+                     v2.eq(v1 & (d_q.count != 0))]
         with m.If(v2):
             with m.If(e_lo < l_lo):
                 m.d.sync += l_lo.eq(e_lo)

@@ -172,7 +172,11 @@ class ListReader(wiring.Component):
         g = Signal(cb)                      # elements already sent of this list
         at_last = Signal()                  # g == cur.count - 1, kept as a register: the
                                             # rows' ready (256 clock enables) waits for it
-        empty = cur.count == 0
+        # cur.count == 0 and cur.lane == Np - 1, also registers: the rows' ready is the
+        # read enable of the SMEM's response queues (with the compares in front it was a
+        # path of 9.2 ns into their control on ECP5)
+        empty = Signal()
+        lane_last = Signal()
         rows_ok = self.idx_resp.valid & self.val_resp.valid
         # two register stages on the way out (timing): the lane multiplexers land in
         # ``picked``, the range check and the forced zero in ``checked`` (= ``el``)
@@ -204,16 +208,17 @@ class ListReader(wiring.Component):
         m.d.comb += self.error.eq(self.el.valid & self.el.ready & self.el.payload.bad)
         sent = picked.i.valid & picked.i.ready
         finish = sent & pk.last
-        row_done = sent & ~empty & (pk.last | (cur.lane == Np - 1))
+        row_done = sent & ~empty & (pk.last | lane_last)
         m.d.comb += [self.idx_resp.ready.eq(row_done), self.val_resp.ready.eq(row_done)]
         with m.If(sent):
             m.d.sync += [g.eq(g + 1), cur.lane.eq(cur.lane + 1),
-                         at_last.eq(g + 2 == cur.count)]
+                         at_last.eq(g + 2 == cur.count), lane_last.eq(cur.lane + 1 == Np - 1)]
         load = ~have | finish
         m.d.comb += dfifo.r_en.eq(load)
         with m.If(load):
             m.d.sync += [have.eq(dfifo.r_rdy), cur.eq(nxt), g.eq(0),
-                         at_last.eq(nxt.count == 1)]
+                         at_last.eq(nxt.count == 1), empty.eq(nxt.count == 0),
+                         lane_last.eq(nxt.lane == Np - 1)]
         busy_out = picked.o.valid | checked.o.valid
         m.d.comb += self.busy.eq(have | dfifo.r_rdy | valid_a | valid_b | valid_c | requesting
                               | busy_out)
