@@ -73,14 +73,16 @@ def test_verilog_is_reproducible(make):
     assert a == b and "module top" in a
 
 
-@pytest.mark.parametrize("regs", [{}, {"req_reg": True, "out_reg": [True, False, True]}],
-                         ids=["plain", "registered"])
+@pytest.mark.parametrize("regs", [
+    {}, {"req_reg": True, "out_reg": [True, False, True]},
+    {"resp_depth": [4, 6, 9], "prefetch": [False, True, True], "out_reg": [True, False, True]}],
+    ids=["plain", "registered", "prefetch"])
 def test_smem_ports_under_stalls(regs):
     """Three readers and a writer with random stalls on both sides: each reader gets its
     rows in order, nothing lost or duplicated (with and without the request and response
-    registers)."""
+    registers, and with read-ahead response queues)."""
     cfg = small_cfg(num_pe=2, smem_depth=64, smem_banks=2)
-    dut = SharedMemory(cfg, read_ports=3, resp_depth=4, **regs)
+    dut = SharedMemory(cfg, read_ports=3, **{"resp_depth": 4, **regs})
     rng = random.Random(3)
     rows = {r: rng.getrandbits(cfg.row_bits) for r in range(64)}
     reqs = [[rng.randrange(64) for _ in range(30)] for _ in range(3)]
@@ -115,9 +117,11 @@ def test_smem_ports_under_stalls(regs):
 
 
 @pytest.mark.parametrize("kw", [{"out_reg": [True]}, {"req_reg": "yes"},
-                                {"req_reg": [True, 1, False]}, {"resp_depth": 1}])
+                                {"req_reg": [True, 1, False]}, {"resp_depth": 1},
+                                {"prefetch": [True, False]},
+                                {"resp_depth": [8, 4, 8], "prefetch": [False, True, False]}])
 def test_smem_bad_port_options(kw):
-    with pytest.raises(ValueError, match=next(iter(kw))):
+    with pytest.raises(ValueError, match=list(kw)[-1]):
         SharedMemory(small_cfg(num_pe=2), read_ports=3, **kw)
 
 

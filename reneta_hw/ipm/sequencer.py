@@ -659,9 +659,8 @@ class Sequencer(wiring.Component):
         short queue of its own (the request streams' addresses are summed in the second of
         their register stages: the row's own adder comes before the first, and both in
         one cycle were a path of 10.3 ns on ECP5); the issue decision only looks at
-        ``room``, a flip-flop
-        that says "every queue had room, a cycle ago, for two items plus those still in
-        its register stages". The level moves by at most one per cycle, so one free entry
+        ``room``, a flip-flop that says "every queue had room, a cycle ago, for two items
+        plus those still in its register stages". The level moves by at most one per cycle, so one free entry
         is left for this cycle's item. A stalled consumer stops the issue a few items later
         than before; the order of every stream is unchanged. Returns ``room``.
         """
@@ -674,7 +673,8 @@ class Sequencer(wiring.Component):
         self._el_in = el_skid.o
         shapes = dict(cmd=beat_layout(cfg), dreq=unsigned(AW), sreq=unsigned(sa),
                       xreq=unsigned(sa), wb=wb_layout(cfg))
-        # the request streams' items as the loop nests emit them, and their addresses
+        # each stream's item as the loop nests emit it, and what its queue takes from it
+        # (the request streams: the address)
         req_items = dict(
             cmd=(beat_layout(cfg), lambda item: item),
             dreq=(data.StructLayout({"row": unsigned(big), "base": unsigned(AW)}),
