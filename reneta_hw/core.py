@@ -254,19 +254,28 @@ class RenetaCore(wiring.Component):
         wiring.connect(m, sreq_q.o, smem.rreq[2])
         wiring.connect(m, seq.xreq, xreq_q.i)
         wiring.connect(m, xreq_q.o, smem.rreq[3])
-        # DRAM rows go to the DELTA engine while it runs (it runs alone; its own landing
-        # buffer takes them), else to the DMX through a two-entry buffer (the DMX's take
-        # stays off the read master's buffer credits and off the rows' clock enables).
-        # The split comes first: both buffers load from the read master's output register
-        # under their own flags, and neither consumer sees the other's output multiplexer
-        # (through one shared buffer, its 256-bit select crossed the chip to DELTA's).
+        # DRAM rows go to the DELTA engine while it runs (it runs alone), else to the DMX,
+        # each through a two-entry buffer of its own beside the read master: the read
+        # master's take (its FIFO's read enable and credits) starts at their flags and at
+        # ``to_delta``, a local copy of DELTA's busy flag, never at logic across the chip
+        # (DELTA's own acceptance there was a path of 11.7 ns on ECP5). The DMX's is a
+        # ping-pong buffer (its take stays off the rows' clock enables); DELTA's a skid
+        # buffer, whose rows leave from flip-flops (through one shared ping-pong buffer,
+        # its 256-bit output select had crossed the chip to DELTA's landing buffer).
+        # ``to_delta`` is a cycle late, which no row can notice: DELTA starts with the core
+        # idle (no row in flight) and its first row comes back at least four cycles after
+        # its request; the DMX's first row after DELTA comes later still.
+        to_delta = Signal()
+        m.d.sync += to_delta.eq(dp.busy)
         m.submodules.drow_reg = drow_reg = PingPongBuffer(rd.data.payload.shape())
-        m.d.comb += [drow_reg.i.valid.eq(rd.data.valid & ~dp.busy),
+        m.submodules.drow_delta = drow_delta = SkidBuffer(rd.data.payload.shape())
+        m.d.comb += [drow_reg.i.valid.eq(rd.data.valid & ~to_delta),
                      drow_reg.i.payload.eq(rd.data.payload),
-                     dp.drow.valid.eq(rd.data.valid & dp.busy),
-                     dp.drow.payload.eq(rd.data.payload),
-                     rd.data.ready.eq(Mux(dp.busy, dp.drow.ready, drow_reg.i.ready))]
+                     drow_delta.i.valid.eq(rd.data.valid & to_delta),
+                     drow_delta.i.payload.eq(rd.data.payload),
+                     rd.data.ready.eq(Mux(to_delta, drow_delta.i.ready, drow_reg.i.ready))]
         wiring.connect(m, drow_reg.o, dmx.drow)
+        wiring.connect(m, drow_delta.o, dp.drow)
         wiring.connect(m, dp.sreq, smem.rreq[4])
         wiring.connect(m, smem.rresp[4], dp.srow)
         wiring.connect(m, smem.rresp[2], dmx.srow)

@@ -263,15 +263,20 @@ class Reneta(wiring.Component):
         m.d.sync += [smem_q.eq(sh.rdata), spm_q.eq(ph.rdata)]
         m.d.comb += [r.smem_rdata.eq(smem_q), r.spm_rdata.eq(spm_q)]
         # a read waits until the windows show the words at their current addresses and
-        # contents (the SMEM path takes 5 cycles from an address change to ``smem_q``)
+        # contents (the SMEM path takes 5 cycles from an address change to ``smem_q``).
+        # The hold is a flip-flop (the 22-bit "moved" compare in front of the read
+        # channel's handshake was a path of 10.2 ns on ECP5): it starts the cycle after an
+        # address is written, when the write's response is not out yet, so only a read
+        # sent alongside that write (which AXI does not order after it) can be taken first.
         settle = Signal(range(WINDOW_SETTLE + 1))
         last_addr = Signal(len(r.smem_addr) + len(r.spm_addr))
         now_addr = Cat(r.smem_addr, r.spm_addr)
         moved = now_addr != last_addr
+        settling = Signal()              # settle != 0
         m.d.sync += last_addr.eq(now_addr)
         with m.If(moved | r.smem_wdata_stb | r.spm_wdata_stb):
-            m.d.sync += settle.eq(WINDOW_SETTLE)
+            m.d.sync += [settle.eq(WINDOW_SETTLE), settling.eq(1)]
         with m.Elif(settle != 0):
-            m.d.sync += settle.eq(settle - 1)
-        m.d.comb += r.read_hold.eq((settle != 0) | moved)
+            m.d.sync += [settle.eq(settle - 1), settling.eq(settle != 1)]
+        m.d.comb += r.read_hold.eq(settling)
         return m
