@@ -34,9 +34,9 @@ are served independently meanwhile (status can be polled while a push waits).
 Protocol: AW and W are taken in any order (each into its own two-entry buffer) and the write
 executes when both are held and the B register is free; ``WSTRB`` is honoured byte by byte.
 Reads and writes proceed independently; each path takes one transaction per cycle when the
-master keeps VALID and BREADY/RREADY high. Unmapped addresses answer SLVERR (reads return 0), as do writes to ``ro``
-registers. Address bits below the bus width are ignored (the word containing the address is
-accessed).
+master keeps VALID and BREADY/RREADY high. Unmapped addresses answer SLVERR (reads return
+0), as do writes to ``ro`` registers. Address bits below the bus width are ignored (the word
+containing the address is accessed).
 
 Latency: ``RVALID`` comes 3 cycles after the AR handshake (address held, the addressed
 group of eight words sampled, then the word registered); the registers are read at the

@@ -660,9 +660,10 @@ class Sequencer(wiring.Component):
         their register stages: the row's own adder comes before the first, and both in
         one cycle were a path of 10.3 ns on ECP5); the issue decision only looks at
         ``room``, a flip-flop that says "every queue had room, a cycle ago, for two items
-        plus those still in its register stages". The level moves by at most one per cycle, so one free entry
-        is left for this cycle's item. A stalled consumer stops the issue a few items later
-        than before; the order of every stream is unchanged. Returns ``room``.
+        plus those still in its register stages". The level moves by at most one per
+        cycle, so one free entry is left for this cycle's item. A stalled consumer stops
+        the issue a few items later than before; the order of every stream is unchanged.
+        Returns ``room``.
         """
         cfg = self.cfg
         rs = exact_log2(cfg.row_bytes)

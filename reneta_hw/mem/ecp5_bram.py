@@ -42,7 +42,8 @@ from amaranth.hdl import ClockSignal, Const, Instance, Signal, Value
 from reneta_hw.numeric.ecp5_dsp import targets_ecp5
 
 __all__ = ["uses_ecp5_bram", "ecp5_lane_ram", "ecp5_lane_ram_blocks", "ecp5_rom",
-           "ecp5_rom_blocks", "ecp5_fifo_ram", "ecp5_fifo_ram_blocks", "dp16kd_initvals", "ECP5_DP16KD_MODEL"]
+           "ecp5_rom_blocks", "ecp5_fifo_ram", "ecp5_fifo_ram_blocks", "dp16kd_initvals",
+           "ECP5_DP16KD_MODEL"]
 
 #: DP16KD data widths and the rows each holds (ports A and B at the same width)
 DP16KD_ROWS = {18: 1024, 9: 2048, 4: 4096, 2: 8192, 1: 16384}

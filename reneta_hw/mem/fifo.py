@@ -43,7 +43,8 @@ from amaranth.lib.wiring import In, Out
 from .bram import _Validated
 from .ecp5_bram import ecp5_fifo_ram, ecp5_fifo_ram_blocks, uses_ecp5_bram
 
-__all__ = ["StreamFIFO", "PrefetchFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer", "SplitBuffer"]
+__all__ = ["StreamFIFO", "PrefetchFIFO", "PipelineRegister", "SkidBuffer", "PingPongBuffer",
+           "SplitBuffer"]
 
 
 def _check_shape(owner: str, shape):
@@ -158,7 +159,8 @@ class PrefetchFIFO(wiring.Component):
     Timing: an item written into an empty FIFO is on ``r_data`` 4 cycles later; one item
     per cycle in and out when neither side stalls. ``depth - RING`` items wait in the
     memory (at least 2), the rest in the read stages and the ring. Costs ``RING + 1``
-    registers of ``width`` bits and a ``RING``:1 multiplexer besides the memory.
+    registers of ``width`` bits (``RING`` on ECP5) and a ``RING``:1 multiplexer besides
+    the memory.
     """
 
     RING = 3
