@@ -265,9 +265,10 @@ class Reneta(wiring.Component):
         # a read waits until the windows show the words at their current addresses and
         # contents (the SMEM path takes 5 cycles from an address change to ``smem_q``).
         # The hold is a flip-flop (the 22-bit "moved" compare in front of the read
-        # channel's handshake was a path of 10.2 ns on ECP5): it starts the cycle after an
-        # address is written, when the write's response is not out yet, so only a read
-        # sent alongside that write (which AXI does not order after it) can be taken first.
+        # channel's handshake was a path of 10.2 ns on ECP5): it rises one cycle after the
+        # address write's response is out, and a read whose address arrives once that
+        # response is seen is taken a cycle later still, so only a read sent before the
+        # response (which AXI does not order after the write) can see the old window.
         settle = Signal(range(WINDOW_SETTLE + 1))
         last_addr = Signal(len(r.smem_addr) + len(r.spm_addr))
         now_addr = Cat(r.smem_addr, r.spm_addr)
