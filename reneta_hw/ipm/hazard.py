@@ -140,12 +140,13 @@ class HazardCheck(wiring.Component):
         ins = self.i.payload
         q = ins.proc
         i_blocks = Mux((q == Proc.MTxV_SP) | (q == Proc.MTxV), ins.cnt1, ins.cnt2) + 1
-        i_n_in = Mux(q == Proc.MxV, ins.cnt1, ins.cnt0) + 1
         i_op1_ts = (q == Proc.MTxV) | (q == Proc.MTxV_SP)
         loaded = {        # factor: its value for the incoming instruction
             "op0a": i_blocks,
             "op0b": Mux((q == Proc.VXV_SP) | (q == Proc.VXV), ins.nt, ins.n1),
-            "op1a": Mux((q == Proc.MxV) | (q == Proc.VXV), (i_n_in + Np - 1) >> lb, i_blocks),
+            # ceil(n_in / Np) with n_in = count + 1: one adder (count + Np), not two
+            "op1a": Mux((q == Proc.MxV) | (q == Proc.VXV),
+                        (Mux(q == Proc.MxV, ins.cnt1, ins.cnt0) + Np) >> lb, i_blocks),
             "op1b": ins.nt,
             "dsta": Mux(i_op1_ts, (ins.n1 + Np - 1) >> lb, i_blocks),
             "dstb": Mux((q == Proc.MxV_SP) | (q == Proc.MxV) | i_op1_ts, ins.nt, ins.n1),
