@@ -147,8 +147,6 @@ class Sequencer(wiring.Component):
         m = Module()
         cfg = self.cfg
         Np, lb = cfg.num_pe, cfg.lane_bits
-        rs = exact_log2(cfg.row_bytes)
-        AW = cfg.axi_addr_width
         ib = max(1, (cfg.max_n - 1).bit_length())
         big = _row_number_bits(cfg)
 
