@@ -130,7 +130,7 @@ class RenetaCore(wiring.Component):
         # default configuration on ECP5 (8.96 ns). The operand queues (block RAM when
         # deep) are read ahead into registers (`PrefetchFIFO`): their read latch fed the
         # buffer behind them across the chip, 4.3 ns after the clock (8.1 ns paths).
-        deep = operand_depth >= PrefetchFIFO.RING + 2
+        deep = operand_depth >= PrefetchFIFO.MIN_DEPTH
         self._smem = SharedMemory(cfg, read_ports=5,
                                   resp_depth=[8, 8, operand_depth, operand_depth, 8],
                                   out_reg=[False, False, True, True, True], req_reg=True,
@@ -221,9 +221,9 @@ class RenetaCore(wiring.Component):
 
         # the two deep queues are block RAM, read ahead into registers (see `PrefetchFIFO`)
         cmd_q = fifo("cmd_q", beat_layout(cfg), self.cmd_depth,
-                     prefetch=self.cmd_depth >= PrefetchFIFO.RING + 2)
+                     prefetch=self.cmd_depth >= PrefetchFIFO.MIN_DEPTH)
         wb_q = fifo("wb_q", wb_layout(cfg), self.wb_depth,
-                    prefetch=self.wb_depth >= PrefetchFIFO.RING + 2)
+                    prefetch=self.wb_depth >= PrefetchFIFO.MIN_DEPTH)
         dreq_q = fifo("dreq_q", unsigned(cfg.axi_addr_width), 4, buffered=False)
         sreq_q = fifo("sreq_q", unsigned(sa), 4, buffered=False)
         xreq_q = fifo("xreq_q", unsigned(sa), 4, buffered=False)

@@ -670,8 +670,6 @@ class Sequencer(wiring.Component):
         m.submodules.el_skid = el_skid = SkidBuffer(self.el.payload.shape())
         wiring.connect(m, wiring.flipped(self.el), el_skid.i)
         self._el_in = el_skid.o
-        shapes = dict(cmd=beat_layout(cfg), dreq=unsigned(AW), sreq=unsigned(sa),
-                      xreq=unsigned(sa), wb=wb_layout(cfg))
         # each stream's item as the loop nests emit it, and what its queue takes from it
         # (the request streams: the address)
         req_items = dict(
@@ -684,7 +682,8 @@ class Sequencer(wiring.Component):
         self._out_queues = {}
         room_now = []
         queued = []
-        for name, shape in shapes.items():
+        for name in ("cmd", "dreq", "sreq", "xreq", "wb"):
+            shape = getattr(self, name).payload.shape()
             is_wb = name == "wb"
             depth = self.WB_QUEUE_DEPTH if is_wb else self.REQ_QUEUE_DEPTH
             # the items in the register stages and the one of this cycle land later

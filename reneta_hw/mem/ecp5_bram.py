@@ -181,38 +181,35 @@ def ecp5_fifo_ram(m, *, depth: int, width: int, waddr, wdata, wen, raddr,
         if len(a) > row_bits:
             raise ValueError(f"ecp5_fifo_ram {name}: {what} has {len(a)} bits; a "
                              f"{bw}-bit DP16KD has {row_bits}")
+    if bw != 36:
+        # a true dual port mode: the lane RAM of one lane (read latch and output register
+        # enabled every cycle as here)
+        return ecp5_lane_ram(m, depth=depth, lanes=1, lane_bits=width, waddr=waddr,
+                             wdata=wdata, wlanes=wen, raddr=raddr, name=name)
+    # the 36-bit pseudo dual port mode: port A writes all four bytes (ADA3..ADA0) while
+    # enabled, port B reads
     rdata = Signal(width, name=f"{name}_rdata")
+    low = DP16KD_ADDR_BITS - row_bits
     for c in range(-(-width // bw)):
         lo, n = c * bw, min(bw, width - c * bw)
         do = Signal(36, name=f"{name}_c{c}_do")
         m.d.comb += rdata[lo:lo + n].eq(do[:n])
         ports = {**_dp16kd_parameters(bw, "OUTREG", "OUTREG"),
                  "i_CLKA": ClockSignal("sync"), "i_CLKB": ClockSignal("sync"),
-                 "i_CEB": Const(1, 1), "i_OCEA": Const(1, 1), "i_OCEB": Const(1, 1),
+                 "i_CEA": wen, "i_WEA": Const(1, 1), "i_CEB": Const(1, 1),
+                 "i_OCEA": Const(1, 1), "i_OCEB": Const(1, 1),
                  "i_RSTA": Const(0, 1), "i_RSTB": Const(0, 1), "i_WEB": Const(0, 1)}
-        if bw == 36:
-            # port A writes all four bytes (ADA3..ADA0) while enabled; port B reads
-            low = DP16KD_ADDR_BITS - row_bits
-            for i in range(DP16KD_ADDR_BITS):
-                ports[f"i_ADA{i}"] = (Const(1, 1) if i < 4 else Const(0, 1)) if i < low \
-                    else (waddr[i - low] if i - low < len(waddr) else Const(0, 1))
-                ports[f"i_ADB{i}"] = Const(0, 1) if i < low \
-                    else (raddr[i - low] if i - low < len(raddr) else Const(0, 1))
-            ports.update({f"i_CS{p}{i}": Const(0, 1) for p in "AB" for i in range(3)})
-            ports.update({"i_CEA": wen, "i_WEA": Const(1, 1)})
-            for i in range(18):
-                ports[f"i_DIA{i}"] = wdata[lo + i] if i < n else Const(0, 1)
-                ports[f"i_DIB{i}"] = wdata[lo + 18 + i] if 18 + i < n else Const(0, 1)
-                ports[f"o_DOA{i}"] = do[i]
-                ports[f"o_DOB{i}"] = do[18 + i]
-        else:
-            ports.update({**_address_pins("A", waddr, bw, byte_enables=True),
-                          **_address_pins("B", raddr, bw),
-                          "i_CEA": Const(1, 1), "i_WEA": wen})
-            for i in range(18):
-                ports[f"i_DIA{i}"] = wdata[lo + i] if i < n else Const(0, 1)
-                ports[f"i_DIB{i}"] = Const(0, 1)
-                ports[f"o_DOB{i}"] = do[i]
+        for i in range(DP16KD_ADDR_BITS):
+            ports[f"i_ADA{i}"] = (Const(1, 1) if i < 4 else Const(0, 1)) if i < low \
+                else (waddr[i - low] if i - low < len(waddr) else Const(0, 1))
+            ports[f"i_ADB{i}"] = Const(0, 1) if i < low \
+                else (raddr[i - low] if i - low < len(raddr) else Const(0, 1))
+        ports.update({f"i_CS{p}{i}": Const(0, 1) for p in "AB" for i in range(3)})
+        for i in range(18):
+            ports[f"i_DIA{i}"] = wdata[lo + i] if i < n else Const(0, 1)
+            ports[f"i_DIB{i}"] = wdata[lo + 18 + i] if 18 + i < n else Const(0, 1)
+            ports[f"o_DOA{i}"] = do[i]
+            ports[f"o_DOB{i}"] = do[18 + i]
         m.submodules[f"{name}_c{c}"] = Instance("DP16KD", **ports)
     return rdata
 

@@ -111,9 +111,9 @@ class StreamFIFO(wiring.Component):
                     raise ValueError(f"{owner}.{name}: must be True or False, got {flag!r}")
             if prefetch and not buffered:
                 raise ValueError(f"{owner}.prefetch: needs buffered=True")
-            if prefetch and depth < PrefetchFIFO.RING + 2:
+            if prefetch and depth < PrefetchFIFO.MIN_DEPTH:
                 raise ValueError(f"{owner}.depth: a prefetching FIFO holds at least "
-                                 f"{PrefetchFIFO.RING + 2} items, got {depth}")
+                                 f"{PrefetchFIFO.MIN_DEPTH} items, got {depth}")
         self.shape = shape
         self.depth = depth
         self.buffered = buffered
@@ -164,14 +164,17 @@ class PrefetchFIFO(wiring.Component):
     """
 
     RING = 3
+    #: the least ``depth``: the ring and two items in the memory
+    MIN_DEPTH = RING + 2
 
     def __init__(self, *, width: int, depth: int):
         owner = type(self).__name__
         with _Validated(self):
             if isinstance(width, bool) or not isinstance(width, int) or width < 1:
                 raise ValueError(f"{owner}.width: must be a positive integer, got {width!r}")
-            if isinstance(depth, bool) or not isinstance(depth, int) or depth < self.RING + 2:
-                raise ValueError(f"{owner}.depth: must be an integer >= {self.RING + 2}, "
+            if isinstance(depth, bool) or not isinstance(depth, int) \
+                    or depth < self.MIN_DEPTH:
+                raise ValueError(f"{owner}.depth: must be an integer >= {self.MIN_DEPTH}, "
                                  f"got {depth!r}")
         self.width = width
         self.depth = depth

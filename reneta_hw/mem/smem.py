@@ -114,9 +114,9 @@ class SharedMemory(wiring.Component):
         self.req_reg = _per_port_flags("req_reg", req_reg, read_ports)
         self.prefetch = _per_port_flags("prefetch", prefetch, read_ports)
         for i, (on, depth) in enumerate(zip(self.prefetch, resp_depth)):
-            if on and depth < PrefetchFIFO.RING + 2:
+            if on and depth < PrefetchFIFO.MIN_DEPTH:
                 raise ValueError(f"SharedMemory: port {i} prefetches, so its resp_depth "
-                                 f"must be at least {PrefetchFIFO.RING + 2}, got {depth}")
+                                 f"must be at least {PrefetchFIFO.MIN_DEPTH}, got {depth}")
         self._MustUse__silence = False
         self.cfg = cfg
         self.read_ports = read_ports
