@@ -35,7 +35,8 @@ offset   name            access  meaning
                                  is wider than 32 bits; `ctrl.fetch.program_slot_bytes` aligned)
 0x038    PROG_COUNT      rw      [15:0] instructions FETCH reads from PROG_ADDR
 0x040    INSTR           push    the instruction, W words; writing the last word queues it
-                                 (the write is held back while the queue is full)
+                                 (held back while the queue and the 2-entry push buffer
+                                 are full)
 0x0C0    SPM_ADDR        rw      SPM address of the host window
 0x0C8    SPM_WDATA       pulse   2 words: descriptor bits; writing the high word writes SPM
 0x0D0    SPM_RDATA       ro      2 words: SPM[SPM_ADDR] (valid 2 cycles after SPM_ADDR is set)

@@ -187,13 +187,15 @@ def test_reset_values_and_wide_push():
 
 
 def test_full_queue_holds_the_write_response_but_not_reads():
+    """The push buffer takes two values; the third push's B waits for the consumer."""
     dut = AxiLiteRegisters(REGS, addr_width=8)
-    t = {}
+    t = {"write_done": []}
 
     async def writer(ctx):
-        resp = await axil_write(ctx, dut.bus, 0x18, 0x7)
-        t["write_done"] = t["now"]
-        assert resp == OKAY
+        for v in (0x7, 0x8, 0x9):
+            resp = await axil_write(ctx, dut.bus, 0x18, v)
+            t["write_done"].append(t["now"])
+            assert resp == OKAY
 
     async def reader(ctx):
         await ctx.tick().repeat(5)
@@ -205,7 +207,7 @@ def test_full_queue_holds_the_write_response_but_not_reads():
     async def queue(ctx):
         await ctx.tick().repeat(40)
         assert ctx.get(dut.instr.valid)
-        t["item"] = await collect(ctx, dut.instr, 1)
+        t["item"] = await collect(ctx, dut.instr, 3)
 
     async def clock(ctx):
         t["now"] = 0
@@ -213,8 +215,9 @@ def test_full_queue_holds_the_write_response_but_not_reads():
             t["now"] += 1
 
     simulate(dut, writer, reader, queue, processes=[clock], deadline_cycles=200)
-    assert t["read_done"] < 20 and t["write_done"] >= 40
-    assert t["item"] == [0x7 << 64]
+    assert t["read_done"] < 20
+    assert t["write_done"][1] < 20 and t["write_done"][2] >= 40
+    assert t["item"] == [v << 64 for v in (0x7, 0x8, 0x9)]
 
 
 def test_one_transaction_per_cycle_when_nothing_stalls():

@@ -27,9 +27,11 @@ and the write of the *highest* word fires the push or strobe with all words; so 
 instruction is queued with 4 writes, the last one to ``offset + 12``. Staged words keep their
 values, so fields that do not change need not be rewritten.
 
-Full queue: a push write waits until the stream is ready. The write response (B) is held back
-meanwhile, and no other write is taken, so the host sees a slow write, not a lost one. Reads
-are served independently meanwhile (status can be polled while a push waits).
+A push leaves through a two-entry buffer (its stream's ``valid`` and ``payload`` are
+flip-flops), so the stream sees the value one cycle after the write executes.
+Full queue: once that buffer is full, a push write waits for room. The write response (B) is
+held back meanwhile, and no other write is taken, so the host sees a slow write, not a lost
+one. Reads are served independently meanwhile (status can be polled while a push waits).
 
 Protocol: AW and W are taken in any order (each into its own two-entry buffer) and the write
 executes when both are held and the B register is free; ``WSTRB`` is honoured byte by byte.
@@ -41,7 +43,7 @@ containing the address is accessed).
 Latency: ``RVALID`` comes 3 cycles after the AR handshake (address held, the addressed
 group of eight words sampled, then the word registered); the registers are read at the
 sampling edge; ``BVALID`` comes 2 cycles after the later of the AW and W handshakes (for a push:
-once the stream is ready); ``rw``/``pulse`` outputs change at the edge that raises BVALID.
+once its buffer has room); ``rw``/``pulse`` outputs change at the edge that raises BVALID.
 """
 
 from __future__ import annotations
@@ -219,20 +221,30 @@ class AxiLiteRegisters(wiring.Component):
                 store[reg.name] = Signal(reg.width, name=f"{reg.name}_stage")
 
         # ---------------- write path ----------------
-        # AW and W are held in two-entry buffers: "the held write executes" (``done``:
-        # the address decode, a push's stream ready) reaches only their flags, not the
-        # clock enables of the held data, and AWREADY/WREADY are flip-flops (on ECP5 the
-        # held word's clock enable was a path of 8.7 ns, from the instruction queue)
-        m.submodules.aw_hold = aw_hold = PingPongBuffer(unsigned(self.addr_width))
+        # AW and W are held in two-entry buffers: "the held write executes" (``done``: a
+        # push's buffer has room) reaches only their flags, not the held data, and
+        # AWREADY/WREADY are flip-flops. The address is decoded as it enters (a flag per
+        # mapped word, and ``err``: unmapped or read-only), so the clock enables of the
+        # registers are a few flip-flops ANDed, not a compare behind the buffer's
+        # multiplexer (on ECP5 the instruction's staged words were a path of 8.7 ns)
+        words = list(self._words.items())
+        dec_layout = data.StructLayout({"sel": unsigned(len(words)), "err": 1})
+        m.submodules.aw_hold = aw_hold = PingPongBuffer(dec_layout)
         m.submodules.w_hold = w_hold = PingPongBuffer(
             data.StructLayout({"data": unsigned(dw), "strb": unsigned(db)}))
-        aw_full, aw_addr = aw_hold.o.valid, aw_hold.o.payload
+        in_word = bus.aw.awaddr[lb:]
+        in_sel = aw_hold.i.payload.sel
+        for j, (widx, _) in enumerate(words):
+            m.d.comb += in_sel[j].eq(in_word == widx)
+        readonly = [in_sel[j] for j, (_, (reg, _)) in enumerate(words) if reg.access is Access.RO]
+        m.d.comb += aw_hold.i.payload.err.eq(~in_sel.any() | Cat(*readonly, Const(0, 1)).any())
+        aw_full, sel, err = aw_hold.o.valid, aw_hold.o.payload.sel, aw_hold.o.payload.err
         w_full, w_data, w_strb = w_hold.o.valid, w_hold.o.payload.data, w_hold.o.payload.strb
         bvalid = Signal()
         bresp = Signal(2)
         done = Signal()           # the held write executes this cycle
         m.d.comb += [
-            aw_hold.i.valid.eq(bus.aw.awvalid), aw_hold.i.payload.eq(bus.aw.awaddr),
+            aw_hold.i.valid.eq(bus.aw.awvalid),
             bus.aw.awready.eq(aw_hold.i.ready), aw_hold.o.ready.eq(done),
             w_hold.i.valid.eq(bus.w.wvalid), w_hold.i.payload.data.eq(bus.w.wdata),
             w_hold.i.payload.strb.eq(bus.w.wstrb), bus.w.wready.eq(w_hold.i.ready),
@@ -244,7 +256,6 @@ class AxiLiteRegisters(wiring.Component):
             m.d.sync += bvalid.eq(0)
         pending = Signal()        # both halves held and the B register free (or freeing)
         m.d.comb += pending.eq(aw_full & w_full & (~bvalid | bus.b.bready))
-        w_word = aw_addr[lb:]
         bit_mask = Cat(*(b.replicate(8) for b in w_strb))
 
         def write_bytes(st, lo, hi):
@@ -255,53 +266,54 @@ class AxiLiteRegisters(wiring.Component):
                     with m.If(w_strb[b]):
                         m.d.sync += st[lo + blo:lo + bhi].eq(w_data[blo:bhi])
 
-        def finish(resp):
-            m.d.comb += done.eq(1)
-            m.d.sync += [bresp.eq(resp)]
-
-        w1c_clear = {reg.name: Signal(reg.width, name=f"{reg.name}_clr")
-                     for reg in self.registers if reg.access is Access.W1C}
+        # a push goes out through a two-entry buffer: its ``i.ready`` is a flip-flop, so the
+        # consumer's ready does not reach the staged words' clock enables, and the wide
+        # value crosses to the consumer from flip-flops
+        push_out = {}
         for reg in self.registers:
             if reg.access is Access.PULSE:
                 m.d.sync += getattr(self, reg.name + "_stb").eq(0)
             if reg.access is Access.PUSH:
                 # the pushed value: staged lower words + the held W word merged into the top one
-                port = getattr(self, reg.name)
                 st = store[reg.name]
                 lo = (reg.words(dw) - 1) * dw
                 top = (w_data & bit_mask) | (Cat(st[lo:], Const(0, dw - (reg.width - lo)))
                                              & ~bit_mask)
-                m.d.comb += [port.valid.eq(0),
-                             port.payload.eq(Cat(st[:lo], top[:reg.width - lo]))]
+                m.submodules[f"{reg.name}_out"] = out = PingPongBuffer(unsigned(reg.width))
+                wiring.connect(m, out.o, wiring.flipped(getattr(self, reg.name)))
+                m.d.comb += out.i.payload.eq(Cat(st[:lo], top[:reg.width - lo]))
+                push_out[reg.name] = out
 
+        # ``done`` unless the held word is the top word of a push whose buffer is full
+        waits = []
+        w1c_clear = {reg.name: Signal(reg.width, name=f"{reg.name}_clr")
+                     for reg in self.registers if reg.access is Access.W1C}
         with m.If(pending):
-            with m.Switch(w_word):
-                for widx, (reg, i) in self._words.items():
-                    with m.Case(widx):
-                        nw = reg.words(dw)
-                        lo, hi = i * dw, min(reg.width, (i + 1) * dw)
-                        top = i == nw - 1
-                        if reg.access is Access.RO:
-                            finish(Resp.SLVERR)
-                        elif reg.access is Access.W1C:
-                            m.d.comb += w1c_clear[reg.name][lo:hi].eq(
-                                (w_data & bit_mask)[:hi - lo])
-                            finish(Resp.OKAY)
-                        elif reg.access is Access.PUSH and top:
-                            port = getattr(self, reg.name)
-                            m.d.comb += port.valid.eq(1)
-                            with m.If(port.ready):
-                                write_bytes(store[reg.name], lo, hi)
-                                finish(Resp.OKAY)
-                        else:     # rw, pulse, lower words of push
+            for j, (_, (reg, i)) in enumerate(words):
+                nw = reg.words(dw)
+                lo, hi = i * dw, min(reg.width, (i + 1) * dw)
+                top = i == nw - 1
+                if reg.access is Access.RO:
+                    continue
+                if reg.access is Access.PUSH and top:
+                    out = push_out[reg.name]
+                    waits.append(sel[j] & ~out.i.ready)
+                    with m.If(sel[j]):
+                        m.d.comb += out.i.valid.eq(1)
+                        with m.If(out.i.ready):
                             write_bytes(store[reg.name], lo, hi)
-                            if reg.access is Access.PULSE and top:
-                                m.d.sync += getattr(self, reg.name + "_stb").eq(1)
-                            finish(Resp.OKAY)
-                with m.Default():
-                    finish(Resp.SLVERR)
+                    continue
+                with m.If(sel[j]):
+                    if reg.access is Access.W1C:
+                        m.d.comb += w1c_clear[reg.name][lo:hi].eq(
+                            (w_data & bit_mask)[:hi - lo])
+                    else:     # rw, pulse, lower words of push
+                        write_bytes(store[reg.name], lo, hi)
+                        if reg.access is Access.PULSE and top:
+                            m.d.sync += getattr(self, reg.name + "_stb").eq(1)
+        m.d.comb += done.eq(pending & ~Cat(*waits).any() if waits else pending)
         with m.If(done):
-            m.d.sync += bvalid.eq(1)
+            m.d.sync += [bvalid.eq(1), bresp.eq(Mux(err, Resp.SLVERR, Resp.OKAY))]
 
         for reg in self.registers:
             if reg.access is Access.W1C:
