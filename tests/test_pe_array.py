@@ -148,7 +148,7 @@ def test_random_beats_fixed(fmt, num_pe, stall):
 
 
 @pytest.mark.parametrize("mul_stages,add_stages,to_word_stages,act_stages",
-                         [(0, 0, 0, 1), (1, 2, 2, 2), (3, 2, None, 3)])
+                         [(0, 0, 0, 1), (1, 2, 2, 2), (3, 2, 1, 3)])
 def test_stage_variants(mul_stages, add_stages, to_word_stages, act_stages):
     """Other pipeline depths (a combinational adder: no forwarding window at all; a
     two-stage adder: hazards and forwarding at 2 and 3) stay bit-exact."""

@@ -120,13 +120,13 @@ def test_factories_and_interface():
         for s in range(max_stages(kind) + 1):
             u = make(f, s)
             assert u.latency == u.stages == s
-    assert mul.KIND == "mul" and fixed_units.Multiplier.cut_points() == ("out", "prod", "in")
+    assert mul.KIND == "mul" and fixed_units.Multiplier.cut_points() == ("out", "prod", "in", "round")
 
 
 def test_bad_parameters():
     f = FixedPoint()
-    with pytest.raises(ValueError, match="stages must be 0 .. 3"):
-        make_multiplier(f, 4)
+    with pytest.raises(ValueError, match="stages must be 0 .. 4"):
+        make_multiplier(f, 5)
     with pytest.raises(ValueError, match="stages"):
         make_adder(f, -1)
     with pytest.raises(TypeError, match="stages must be an integer"):

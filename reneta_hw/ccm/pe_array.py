@@ -187,18 +187,22 @@ class PEArray(wiring.Component):
     """``PEArray(cfg)`` or ``PEArray(fmt, num_pe, lmem_depth)``; see the module docstring.
 
     Stage parameters (the defaults reach the Fmax targets on ECP5-85F speed 8, see
-    `reneta_hw.ccm.report`): ``mul_stages`` (None: 3, operand registers right at the
-    multiplier block, so the long route from the beat buffer ends at a flip-flop and not
-    at the multiplier's input; free, as the lane adder's input sits 3 advances in
-    anyway; for ECP5 they are the MULT18X18D's own, see `reneta_hw.numeric.ecp5_dsp`),
+    `reneta_hw.ccm.report`): ``mul_stages`` (None: 3 for bfloat16, operand registers
+    right at the multiplier block, so the long route from the beat buffer ends at a
+    flip-flop and not at the multiplier's input; free, as the lane adder's input sits 3
+    advances in anyway; for ECP5 they are the MULT18X18D's own, see
+    `reneta_hw.numeric.ecp5_dsp`; 4 for fixed point, a register after the rounding adder
+    too, so the route back from the multiplier column has a cycle of its own),
     ``add_stages``
     (None: the unit's default; 4 for a bfloat16/fp32 accumulator), ``add_input_reg`` (a
     register between the operand multiplexers and every adder, one more cycle of adder
     latency ``La``; None: on for bfloat16, whose adder's first stage is long, off for
     fixed point, whose one-cycle adder keeps a single accumulation at full rate),
-    ``to_word_stages`` (default 1: a register behind to_word, so the drain store's write
-    data and the word register's drain multiplexer start at a flip-flop; None: the unit's
-    default, 0) and ``act_stages`` (1 .. 5: the
+    ``to_word_stages`` (None: 1 for fixed point, a register behind to_word, so the drain
+    store's write data and the word register's drain multiplexer start at a flip-flop; 2
+    for bfloat16, a register in front of it too, as the fp32 rounding behind lane 0's
+    CHAIN multiplexer and the route to the drain store did not fit one cycle at 100 MHz)
+    and ``act_stages`` (1 .. 5: the
     `ActivationCore`'s cuts; None: 5 for fixed point, a register right behind the
     activation ROM, whose clock-to-output delay otherwise limited the 16-PE array to
     ~145 MHz, 4 for bfloat16, whose index logic gets two cycles). Consumers use the
@@ -211,7 +215,7 @@ class PEArray(wiring.Component):
 
     def __init__(self, cfg_or_fmt, num_pe: int | None = None, lmem_depth: int | None = None,
                  *, mul_stages: int | None = None, add_stages: int | None = None,
-                 add_input_reg: bool | None = None, to_word_stages: int | None = 1,
+                 add_input_reg: bool | None = None, to_word_stages: int | None = None,
                  act_stages: int | None = None):
         try:
             self._configure(cfg_or_fmt, num_pe, lmem_depth, mul_stages, add_stages,
@@ -247,7 +251,7 @@ class PEArray(wiring.Component):
         if act_stages not in (1, 2, 3, 4, 5):
             raise ValueError(f"PEArray: act_stages must be 1 .. 5, got {act_stages!r}")
         if mul_stages is None:
-            mul_stages = 3
+            mul_stages = 3 if bf else 4
         if add_stages is None and bf and fmt.accumulate == "fp32":
             add_stages = 4
         self.fmt = fmt
@@ -262,6 +266,8 @@ class PEArray(wiring.Component):
             raise ValueError(f"PEArray: add_input_reg must be a bool or None, "
                              f"got {add_input_reg!r}")
         self.add_input_reg = add_input_reg
+        if to_word_stages is None:
+            to_word_stages = 2 if bf else 1
         self.to_word_stages = to_word_stages
         self.act_stages = act_stages
         # probe units for their latencies (they validate the stage counts, too)

@@ -96,10 +96,15 @@ class Multiplier(Unit):
     ``prod`` register sits right after it so the rounding adder and the saturation
     logic get their own cycle at the default ``stages=2``. Elaborated for ECP5 (see
     `reneta_hw.numeric.ecp5_dsp`), the ``in`` and ``prod`` registers are the block's own.
+    ``stages=4`` adds ``round`` after the rounding adder: the multiplier blocks sit in
+    their own columns, and the route from there to the consumer gets a cycle of its own
+    instead of following the adder's carry chain (the 16-PE array's ``mul#.o`` on ECP5:
+    a 4.3 ns route after the chain, 7.9 ns in all).
     """
 
     KIND = "mul"
-    CUTS = ((), ("out",), ("prod", "out"), ("in", "prod", "out"))
+    CUTS = ((), ("out",), ("prod", "out"), ("in", "prod", "out"),
+            ("in", "prod", "round", "out"))
     DEFAULT_STAGES = 2
 
     def __init__(self, fmt, stages: int | None = None, *, src_loc_at: int = 0):
@@ -120,7 +125,7 @@ class Multiplier(Unit):
         else:
             a, b = self.cut(m, "in", self.a, self.b)
             p = self.cut(m, "prod", a.as_signed() * b.as_signed())
-        q = rescale(p, f.frac_bits, f.rounding)
+        q = self.cut(m, "round", rescale(p, f.frac_bits, f.rounding))
         o = self.cut(m, "out", fit_signed(m, q, f.acc_bits, f.overflow))
         m.d.comb += self.o.eq(o)
         return m
