@@ -152,14 +152,23 @@ class DeltaProc(wiring.Component):
             m.d.sync += cmd_k.eq(cmd_k + 1)
 
         # --- source row requests: beat b of timestep t' at row op0 + b*nt + t' ---------------
+        # through a two-entry buffer: the row counters step on its "has room" flip-flop,
+        # not on the SMEM's or the DRAM reader's ready, and their registers stay beside
+        # their adders instead of being pulled toward the request queues (req_row on ECP5:
+        # 8.0 ns, a 2.2 ns route after the adder)
+        m.submodules.req_buf = req_buf = PingPongBuffer(unsigned(max(sa, cfg.axi_addr_width)))
         req_on = running & (req_t <= steps_m1)
         m.d.comb += [
-            self.sreq.valid.eq(req_on & cur.src0),
-            self.sreq.payload.eq(cur.smem_op0 + req_row),
-            self.dreq.valid.eq(req_on & ~cur.src0),
-            self.dreq.payload.eq(cur.dram_op0 + (req_row << rs)),
+            req_buf.i.valid.eq(req_on),
+            req_buf.i.payload.eq(Mux(cur.src0, cur.smem_op0 + req_row,
+                                     cur.dram_op0 + (req_row << rs))),
+            self.sreq.valid.eq(req_buf.o.valid & cur.src0),
+            self.sreq.payload.eq(req_buf.o.payload[:sa]),
+            self.dreq.valid.eq(req_buf.o.valid & ~cur.src0),
+            self.dreq.payload.eq(req_buf.o.payload[:cfg.axi_addr_width]),
+            req_buf.o.ready.eq(Mux(cur.src0, self.sreq.ready, self.dreq.ready)),
         ]
-        req_hs = (self.sreq.valid & self.sreq.ready) | (self.dreq.valid & self.dreq.ready)
+        req_hs = req_buf.i.valid & req_buf.i.ready
         with m.If(req_hs):
             with m.If(req_b == blocks_m1):
                 m.d.sync += [req_b.eq(0), req_t.eq(req_t + 1), req_row.eq(req_tbase + 1),
