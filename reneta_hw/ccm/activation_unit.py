@@ -126,9 +126,13 @@ def activation_index_hw(m: Module, fmt: NumberFormat, spec: ActivationSpec, word
             shifted.eq((man << left) + ((Const(1, rmax + 2) << right) >> 1)),  # + half LSB
             mag_full.eq(shifted >> right),
         ]
-        mag = Mux(zero, 0, Mux(sat | (mag_full >= half), half, mag_full))[:tb]
-        pos = Mux(mag == half, half - 1, mag)
-        return Mux(sign, half - mag, half + pos)[:tb]
+        # half is 2**(tb-1) and mag <= half, so the compares with it are bit tests and
+        # half + pos (pos < half) is pos with bit tb-1 set: one carry chain (half - mag)
+        # instead of three in front of the ROM address
+        mag = Mux(zero, 0, Mux(sat | mag_full[tb - 1:].any(), half, mag_full))[:tb]
+        at_half = mag[tb - 1]
+        pos = mag[:tb - 1] | at_half.replicate(tb - 1)       # min(mag, half - 1)
+        return Mux(sign, half - mag, Cat(pos, Const(1, 1)))[:tb]
     raise TypeError(f"activation: unsupported number format {fmt!r}")
 
 
