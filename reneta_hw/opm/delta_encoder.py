@@ -214,60 +214,68 @@ def _lzc(v):
 def _bf16_delta(p: _Pipe, P: int):
     """bfloat16 ``x − x̂`` (sign-flipped sum), one rounding, as `BFloat16("bf16").sub`.
 
-    Stage A: unpack, order by magnitude, exponent difference, special results (zeros,
-    infinities and NaN patterns bypass the datapath). B1: align the smaller significand
-    (3 guard bits and a sticky bit). B2: add or subtract. C: leading-zero count, normalize,
-    exponent candidates. D: round to nearest even, flush/overflow, pack. E: fire.
+    Stage A: unpack, compare the magnitudes, both exponent differences, special results
+    (zeros, infinities and NaN patterns bypass the datapath). B1: order the operands by the
+    comparison, align the smaller significand (3 guard bits and a sticky bit). B2: add or
+    subtract. C: leading-zero count, normalize, exponent candidates. D: round to nearest
+    even, flush/overflow, pack. E: fire.
     """
     x, xh = p["x"], p["xh"]
     ops = []
     for l in range(P):
         a = x[l]
         b = xh[l] ^ 0x8000
-        sa, ea, fa = a[15], a[7:15], a[:7]
-        sb, eb, fb = b[15], b[7:15], b[:7]
+        sa, ea = a[15], a[7:15]
+        sb, eb = b[15], b[7:15]
         za, zb = ea == 0, eb == 0
         ia, ib = ea == 0xFF, eb == 0xFF
-        swap = b[:15] > a[:15]                       # order by magnitude: big - small >= 0
         # both exponent differences, each clamped to the shift range, in parallel with the
-        # magnitude comparison: only a 2:1 multiplexer follows it (the clamp after the
-        # choice made three carry chains in a row, the bf16 design's critical path)
+        # magnitude comparison; the choices by that comparison are B1's (behind the 15-bit
+        # comparison they were the bf16 Δ unit's critical path, 10.5 ns on ECP5)
         def shift(d):                                # an exponent difference, clamped
             return Mux(d[:8] > 12, 12, d[:8])[:4]
-        dc = Mux(swap, shift(eb - ea), shift(ea - eb))
         inf_val = Mux(ia & ib & (sa != sb), 0x7F80,
                       Cat(Const(0, 7), Const(0xFF, 8), Mux(ia, sa, sb)))
         spec_val = Mux(ia | ib, inf_val,
                        Mux(za & zb, Cat(Const(0, 15), sa & sb),
                            Mux(za, b, a)))
         ops.append(dict(
-            s=Mux(swap, sb, sa), e=Mux(swap, eb, ea),
-            mb=Cat(Mux(swap, fb, fa), Const(1, 1)), ms=Cat(Mux(swap, fa, fb), Const(1, 1)),
-            dc=dc, sub=sa ^ sb, spec=ia | ib | za | zb, spec_val=spec_val))
+            a=a[:15], b=b[:15], s_a=sa, s_b=sb,
+            swap=b[:15] > a[:15],                    # order by magnitude: big - small >= 0
+            d_ab=shift(ea - eb), d_ba=shift(eb - ea),
+            sub=sa ^ sb, spec=ia | ib | za | zb, spec_val=spec_val))
     for k in ops[0]:
         p["A_" + k] = [o[k] for o in ops]
     p.stage()
 
-    # B1: align: (ms << 3) >> d, keeping whether a non-zero bit was shifted out
-    sml, sticky = [], []
+    # B1: order by magnitude; align: (ms << 3) >> d, keeping whether a non-zero bit was
+    # shifted out
+    for key in ("B_s", "B_e", "B_mb", "B_sml"):
+        p[key] = []
+    sticky = []
     for l in range(P):
-        wide = Cat(Const(0, 15), p["A_ms"][l])                      # (ms << 3) << 12
-        t = (wide >> p["A_dc"][l])[:23]
-        sml.append(t[12:23])
+        a, b, swap = p["A_a"][l], p["A_b"][l], p["A_swap"][l]
+        big, small = Mux(swap, b, a), Mux(swap, a, b)
+        p["B_s"].append(Mux(swap, p["A_s_b"][l], p["A_s_a"][l]))
+        p["B_e"].append(big[7:15])
+        p["B_mb"].append(Cat(big[:7], Const(1, 1)))
+        dc = Mux(swap, p["A_d_ba"][l], p["A_d_ab"][l])
+        wide = Cat(Const(0, 15), small[:7], Const(1, 1))            # (ms << 3) << 12
+        t = (wide >> dc)[:23]
+        p["B_sml"].append(t[12:23])
         sticky.append(t[:12] != 0)
-    p["B_sml"] = sml
     p["B_sticky"] = Cat(*sticky)
-    p.drop("A_dc", "A_ms")
+    p.drop("A_a", "A_b", "A_s_a", "A_s_b", "A_swap", "A_d_ab", "A_d_ba")
     p.stage()
 
     # B2: add or subtract (with the sticky bit as a borrow: the exact result lies above)
     ms = []
     for l in range(P):
-        big = Cat(Const(0, 3), p["A_mb"][l])
+        big = Cat(Const(0, 3), p["B_mb"][l])
         sml_l = p["B_sml"][l]
         ms.append(Mux(p["A_sub"][l], big - sml_l - p["B_sticky"][l], big + sml_l)[:12])
     p["B_m"] = ms
-    p.drop("A_mb", "A_sub", "B_sml")
+    p.drop("B_mb", "A_sub", "B_sml")
     p.stage()
 
     # C: normalize the leading one to bit 11; biased exponent e1 = e_big + 1 - shift (before
@@ -279,7 +287,7 @@ def _bf16_delta(p: _Pipe, P: int):
         m12 = p["B_m"][l]
         zero, lz = _lzc(Cat(Const(0, 4), m12))
         p["C_v"].append((m12 << lz)[:12])
-        e1 = (p["A_e"][l] + 1 - lz).as_signed()               # 10 bits, -14 .. 255
+        e1 = (p["B_e"][l] + 1 - lz).as_signed()               # 10 bits, -14 .. 255
         p["C_e1"].append(e1[:8])
         p["C_e1p1"].append((e1 + 1)[:8])
         flags["C_cancel"].append(zero)
@@ -289,7 +297,7 @@ def _bf16_delta(p: _Pipe, P: int):
         flags["C_o1"].append(e1 >= 254)
     for k, v in flags.items():
         p[k] = Cat(*v)
-    p.drop("B_m", "A_e")
+    p.drop("B_m", "B_e")
     p.stage()
 
     # D: round to nearest even, pack
@@ -299,7 +307,7 @@ def _bf16_delta(p: _Pipe, P: int):
         up = v[3] & ((v[:3] != 0) | p["B_sticky"][l] | v[4])
         q = (v[4:12] + up)[:9]
         carry = q[8]
-        sign = p["A_s"][l]
+        sign = p["B_s"][l]
         under = Mux(carry, p["C_u1"][l], p["C_u0"][l])
         over = Mux(carry, p["C_o1"][l], p["C_o0"][l])
         normal = Cat(q[:7], Mux(carry, p["C_e1p1"][l], p["C_e1"][l]), sign)
@@ -312,7 +320,7 @@ def _bf16_delta(p: _Pipe, P: int):
         delta.append(res16)
     p["delta"] = delta
     p.drop("C_v", "C_e1", "C_e1p1", "C_cancel", "C_u0", "C_u1", "C_o0", "C_o1", "B_sticky",
-           "A_s", "A_spec", "A_spec_val")
+           "B_s", "A_spec", "A_spec_val")
     p.stage()
 
     # E: |Δ| > θ (θ < 0, not a zero: every lane fires; magnitudes compare as patterns)
