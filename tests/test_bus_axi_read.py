@@ -173,8 +173,9 @@ def test_one_row_per_cycle_long_request():
     dut = AxiReadMaster(64, 32, 1, max_burst=16, max_outstanding=4, max_rows=256)
     cycles, mem = out_cycles(dut, [(BOUNDARY - 64, 200)], 200, read_latency=20)
     assert np.all(np.diff(cycles) == 1)               # sustained, across bursts and a 4 KiB page
-    # request handshake in cycle 0, ARVALID in cycle 2, R beat 20 cycles later, row 3 later
-    assert cycles[0] == 2 + 20 + 3
+    # request handshake in cycle 0, ARVALID in cycle 2, R beat 20 cycles later, row 4 later
+    # (register slice, FIFO, output buffer)
+    assert cycles[0] == 2 + 20 + 4
     assert mem.stats["read_bursts"] == 13              # 8 beats to the page end, then 12 x 16
 
 
@@ -204,7 +205,7 @@ def test_single_beat_requests_one_per_cycle_and_a_cycle_sooner():
     dut = AxiReadMaster(64, 32, 1, max_burst=1, max_outstanding=12, max_rows=1)
     cycles, _ = out_cycles(dut, reqs, 40, read_latency=6)
     assert np.all(np.diff(cycles) == 1)
-    assert cycles[0] == 1 + 6 + 3
+    assert cycles[0] == 1 + 6 + 4
 
 
 def test_multi_beat_rows_at_bus_rate_and_split_rows_one_per_cycle():

@@ -50,9 +50,9 @@ def test_one_beat_per_cycle(proc):
     # fill includes the PE array's latency (activation register behind the ROM: +2) and
     # the register stages added for 150 MHz (SMEM read +3, list reader +2, FIFO output,
     # instruction, beat, DRAM-row and DMX row registers +1 each, PE array +2, sequencer
-    # +2, MxV_SP's list job +1): a constant per program, not per beat (66 and 84 cycles
-    # when last measured)
-    assert cyc["total"] <= beats + (66 if proc == "MxV" else 84), (cyc["total"], beats)
+    # +2, MxV_SP's list job +1, the DRAM reader's output buffer +1): a constant per
+    # program, not per beat (67 and 85 cycles when last measured)
+    assert cyc["total"] <= beats + (67 if proc == "MxV" else 85), (cyc["total"], beats)
 
 
 def test_reference_dat_vectors(tmp_path):
@@ -154,11 +154,11 @@ def test_mtxv_sp_overlapped_and_uncached_blocks():
     cfg = small_cfg()
     pb = make_problem(cfg, 16, 8, 6, 0.0, seed=3)
     cyc, ev = _exact(cfg, build_program(pb, "MTxV_SP", dst="dram"), pb.mem, dram_latency=20)
-    # (the fill includes the PE array's latency and the 150 MHz register stages: 90
+    # (the fill includes the PE array's latency and the 150 MHz register stages: 91
     # cycles when last measured, with the list reader's descriptor prefetch and one idle
     # cycle for each of the 6 instructions); a gap per instruction that waited for the
     # previous one's results, or SMEM reads per beat, would cost far more
-    assert cyc["total"] <= ev["mac_beat"] + 90, (cyc["total"], ev["mac_beat"])
+    assert cyc["total"] <= ev["mac_beat"] + 91, (cyc["total"], ev["mac_beat"])
     cfg = small_cfg(num_pe=2, max_n=80, smem_depth=512)        # 40 blocks > 32 cache rows
     pb = make_problem(cfg, 68, 2, 2, 0.0, seed=5)
     _exact(cfg, build_program(pb, "MTxV_SP", dst="both"), pb.mem, stall=0.2)

@@ -39,7 +39,8 @@ does. All bursts use one ID (``axi_id``), so AXI returns them in order.
 
 Latency (nothing stalls): ARVALID rises 2 cycles after the request handshake (1 when every
 request is a single beat: a two-entry buffer then replaces the burst splitter); a row is on
-``data`` 3 cycles after its (last) R beat (a register slice, then the FIFO). Throughput:
+``data`` 4 cycles after its (last) R beat (a register slice, the FIFO, then a two-entry
+output buffer). Throughput:
 one beat per cycle sustained, bursts back to back, as long as ``max_outstanding *
 max_burst`` and ``buffer_beats`` cover the memory's latency (for single-row requests:
 ``max_outstanding`` >= latency + 4).
@@ -415,7 +416,14 @@ class AxiReadMaster(wiring.Component):
         done_rows = Signal(_bits_for(self.max_rows))
         last_row = Signal()
         m.d.comb += last_row.eq(done_rows == cur.rows - 1)
-        out = self.data
+        # rows leave through a two-entry buffer of this block's own: the data FIFO's read
+        # (its level's carry chain, ``free``, the row counter) then waits on flip-flops
+        # beside it, not on the consumer's ready across the chip (bf16 on ECP5: the
+        # consumer's landing buffers placed far away made that loop three long routes,
+        # 13.5 ns)
+        m.submodules.out_buf = out_buf = PingPongBuffer(self.data.payload.shape())
+        wiring.connect(m, out_buf.o, wiring.flipped(self.data))
+        out = out_buf.i
         out_hs = Signal()
         m.d.comb += out_hs.eq(out.valid & out.ready)
         with m.If(out_hs):
@@ -470,5 +478,6 @@ class AxiReadMaster(wiring.Component):
             m.d.sync += free.eq(free + 1)
 
         m.d.comb += self.idle.eq(~splitting & ~split.o.valid
-                                 & (free == self.buffer_beats) & ~info.r_rdy & ~assembling)
+                                 & (free == self.buffer_beats) & ~info.r_rdy & ~assembling
+                                 & ~out_buf.o.valid)
         return m
