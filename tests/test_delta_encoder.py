@@ -425,6 +425,28 @@ def test_delta_unit_against_reference(name):
     assert [int(sum(int(b) << l for l, b in enumerate(r))) for r in fire] == F
 
 
+def test_delta_unit_bf16_exponent_borders():
+    """Results whose exponent lands at the flush and overflow borders after every depth of
+    cancellation (the normalize stage's flush/overflow limits) match the reference."""
+    rng = np.random.default_rng(11)
+    n = 2400
+    e = rng.choice([1, 2, 3, 13, 14, 15, 16, 17, 252, 253, 254], n)
+    sign = rng.integers(0, 2, n)
+    f = rng.integers(0, 128, n)
+    X = (sign << 15) | (e << 7) | f
+    # x̂ of the same sign, an exponent equal or one below, a mantissa nearby ...
+    eh = np.clip(e - rng.integers(0, 2, n), 1, 254)
+    H = (sign << 15) | (eh << 7) | ((f + rng.integers(-40, 41, n)) & 0x7F)
+    # ... or just below a power of two (the deepest cancellation: 2**e - (2**e - 1 ulp))
+    edge = rng.random(n) < 0.25
+    X = np.where(edge, (sign << 15) | (e << 7), X)
+    H = np.where(edge, (sign << 15) | (np.maximum(e - 1, 1) << 7) | 0x7F, H)
+    H = np.where(rng.random(n) < 0.3, H ^ 0x8000, H)        # a sum: overflow near 254
+    X, H = X.reshape(-1, 8).astype(np.int64), H.reshape(-1, 8).astype(np.int64)
+    D, _ = run_unit(BF, X, H, np.zeros(len(X), np.int64), np.full(len(X), 0xFF, np.int64))
+    assert np.array_equal(D, sub_word(BF, X, H))
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)),
                 min_size=1, max_size=8))
