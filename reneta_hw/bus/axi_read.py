@@ -40,10 +40,9 @@ does. All bursts use one ID (``axi_id``), so AXI returns them in order.
 Latency (nothing stalls): ARVALID rises 2 cycles after the request handshake (1 when every
 request is a single beat: a two-entry buffer then replaces the burst splitter); a row is on
 ``data`` 4 cycles after its (last) R beat (a register slice, the FIFO, then a two-entry
-output buffer). Throughput:
-one beat per cycle sustained, bursts back to back, as long as ``max_outstanding *
-max_burst`` and ``buffer_beats`` cover the memory's latency (for single-row requests:
-``max_outstanding`` >= latency + 4).
+output buffer). Throughput: one beat per cycle sustained, bursts back to back, as long as
+``max_outstanding * max_burst`` and ``buffer_beats`` cover the memory's latency (for
+single-row requests: ``max_outstanding`` >= latency + 4).
 
 Errors: a SLVERR/DECERR on any R beat sets the sticky ``error`` flag with ``error_addr`` (the
 byte address of that beat) and ``error_resp``; the first error is kept until ``error_clear``
