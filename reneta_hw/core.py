@@ -396,11 +396,12 @@ class RenetaCore(wiring.Component):
         job_last = Signal()               # the head's last job
         offer = job_q.o.valid & stable
         handshake = offer & lists.job.ready
+        at_t_end = jt == ji.cnt1
         m.d.sync += [
             stable.eq(job_q.o.valid & ~handshake),
             job_addr.eq(ji.spm_addr + Mux(vxv, jt, ji.t)),
-            t_end.eq(jt == ji.cnt1),
-            job_last.eq(~vxv | ((jt == ji.cnt1) & (jb == ji.cnt2))),
+            t_end.eq(at_t_end),
+            job_last.eq(~vxv | (at_t_end & (jb == ji.cnt2))),
         ]
         m.d.comb += [
             lists.job.valid.eq(offer),

@@ -237,7 +237,8 @@ class AxiLiteRegisters(wiring.Component):
         for j, (widx, _) in enumerate(words):
             m.d.comb += in_sel[j].eq(in_word == widx)
         readonly = [in_sel[j] for j, (_, (reg, _)) in enumerate(words) if reg.access is Access.RO]
-        m.d.comb += aw_hold.i.payload.err.eq(~in_sel.any() | Cat(*readonly, Const(0, 1)).any())
+        m.d.comb += aw_hold.i.payload.err.eq(~in_sel.any() | Cat(*readonly).any()
+                                             if readonly else ~in_sel.any())
         aw_full, sel, err = aw_hold.o.valid, aw_hold.o.payload.sel, aw_hold.o.payload.err
         w_full, w_data, w_strb = w_hold.o.valid, w_hold.o.payload.data, w_hold.o.payload.strb
         bvalid = Signal()
